@@ -1,0 +1,1 @@
+"""Benchmarks of the chat side (not tests): ``python -m bench.run``; see bench/README.md."""

@@ -1,0 +1,373 @@
+"""Campaign pages: the list, compose (and edit) a draft, launch, cancel, and live stats."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from config.clock import CLOCK
+from hub.console.html import Safe, join, json_block, render, tag
+from hub.console.layout import DASH, EMPTY, badge, error_box, number, page, see_other, session_of, when
+from hub.errors import HubError, as_hub_error
+from hub.rest import campaigns as rest
+from hub.rest.common import hub_of
+from hub.rest.segments import audience
+from push import content as push_content
+from push.schedule import zone
+from store import campaigns as store
+from store import segments as segment_store
+from store import users as user_store
+
+routes = web.RouteTableDef()
+LIST_SIZE = 100
+SEGMENT_CHOICES = 200
+FORM = MultiDictProxy[Any]  # what request.post() gives
+
+
+# --- the list ---
+
+
+@routes.get("/campaigns")
+async def list_page(request: web.Request) -> web.Response:
+    rows = await store.recent(hub_of(request).pool, LIST_SIZE)
+    items = [
+        tag(
+            "tr",
+            join(
+                [
+                    tag("td", tag("a", r["name"], href=f"/console/campaigns/{r['id']}")),
+                    tag("td", badge(r["status"])),
+                    tag("td", number(r["targeted"]), class_="num"),
+                    tag("td", number(r["sent"]), class_="num"),
+                    tag("td", number(r["delivered"]), class_="num"),
+                    tag("td", when(r["scheduled_at"] or r["created_at"])),
+                ]
+            ),
+            data_status=r["status"],
+        )
+        for r in rows
+    ]
+    table = (
+        Safe(
+            '<table class="table" id="campaigns"><thead><tr><th>Name</th><th>Status</th><th class="num">Targeted</th>'
+            '<th class="num">Users sent</th><th class="num">Delivered</th><th>Scheduled / created</th></tr></thead>'
+            f"<tbody>{join(items)}</tbody></table>"
+        )
+        if items
+        else Safe('<p class="empty">No campaigns yet. Build a segment, then compose a campaign for it.</p>')
+    )
+    body = Safe(
+        '<div class="page-head"><h1>Campaigns</h1><div class="head-actions">'
+        '<a class="btn btn-quiet" href="/console/segments/new">New segment</a>'
+        '<a class="btn btn-primary" href="/console/campaigns/new" id="new-campaign">New campaign</a>'
+        f'</div></div><section class="card flush">{table}</section>'
+    )
+    return page(request, "Campaigns", body)
+
+
+# --- compose and edit a draft ---
+
+
+def _locale_row(locale: str = "", title: str = "", body: str = "") -> Safe:
+    return render("locale_row.html", locale=locale, title=title, body=body)
+
+
+async def _compose(
+    request: web.Request,
+    values: Mapping[str, Any],
+    *,
+    campaign_id: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    segments = await segment_store.page(hub_of(request).pool, None, SEGMENT_CHOICES)
+    chosen = values.get("segment_id") or ""
+    options = [tag("option", "Choose a segment…", value="", disabled=True, selected=not chosen)]
+    options += [tag("option", s["name"], value=str(s["id"]), selected=str(s["id"]) == chosen) for s in segments]
+    locales = values.get("locales") or []
+    body = render(
+        "compose.html",
+        heading="Edit draft" if campaign_id else "New campaign",
+        action=f"/console/campaigns/{campaign_id}/edit" if campaign_id else "/console/campaigns",
+        csrf=session_of(request).csrf,
+        error=error_box(error),
+        name=values.get("name", ""),
+        segment_options=join(options),
+        title=values.get("title", ""),
+        body=values.get("body", ""),
+        locale_rows=join([_locale_row(*row) for row in locales]),
+        blank_locale_row=_locale_row(),
+        throttle=values.get("throttle_per_minute") or "",
+    )
+    return page(request, "Compose", body, status=status)
+
+
+def _values_of(row: Any) -> dict[str, Any]:
+    content = row["content"] or {}
+    default = content.get("default") or {}
+    return {
+        "name": row["name"],
+        "segment_id": str(row["segment_id"]) if row["segment_id"] else "",
+        "title": default.get("title", ""),
+        "body": default.get("body", ""),
+        "locales": [(k, v.get("title", ""), v.get("body", "")) for k, v in (content.get("locales") or {}).items()],
+        "throttle_per_minute": row["throttle_per_minute"],
+    }
+
+
+def _form_values(form: FORM) -> dict[str, Any]:
+    def texts(name: str) -> list[str]:
+        return [v.strip() if isinstance(v, str) else "" for v in form.getall(name, [])]
+
+    rows = zip(texts("locale"), texts("locale_title"), texts("locale_body"), strict=False)
+    return {
+        "name": str(form.get("name", "")).strip(),
+        "segment_id": str(form.get("segment_id", "")),
+        "title": str(form.get("title", "")).strip(),
+        "body": str(form.get("body", "")).strip(),
+        "locales": [row for row in rows if any(row)],
+        "throttle_per_minute": str(form.get("throttle_per_minute", "")).strip(),
+    }
+
+
+def content_of(title: str, body: str, locales: list[tuple[str, str, str]] | list[list[str]]) -> dict[str, Any]:
+    def variant(t: str, b: str) -> dict[str, Any]:
+        return {"title": t, "body": b} if b else {"title": t}
+
+    content: dict[str, Any] = {"default": variant(title, body)}
+    if locales:
+        content["locales"] = {code: variant(t, b) for code, t, b in locales}
+    return content
+
+
+def _body_of(values: dict[str, Any]) -> dict[str, Any]:
+    throttle = values["throttle_per_minute"]
+    if throttle and not str(throttle).isdigit():
+        raise HubError("invalid_payload", "The throttle must be a whole number of users per minute.")
+    return {
+        "name": values["name"],
+        "segment_id": values["segment_id"] or None,
+        "content": content_of(values["title"], values["body"], values["locales"]),
+        "throttle_per_minute": int(throttle) if throttle else None,
+    }
+
+
+@routes.get("/campaigns/new")
+async def new_page(request: web.Request) -> web.Response:
+    return await _compose(request, {"segment_id": request.query.get("segment", "")})
+
+
+@routes.post("/campaigns")
+async def create(request: web.Request) -> web.Response:
+    values = _form_values(await request.post())
+    try:
+        if not values["segment_id"]:
+            raise HubError("invalid_payload", "Choose a segment: the campaign's audience.")
+        fields = await rest.fields_of(request, _body_of(values), {})
+        row = await store.insert(hub_of(request).pool, fields)
+    except Exception as exc:
+        return await _compose(request, values, error=_message(exc), status=422)
+    return see_other(f"/console/campaigns/{row['id']}?notice=saved")
+
+
+@routes.get("/campaigns/{campaign_id}/edit")
+async def edit_page(request: web.Request) -> web.Response:
+    row = await _campaign(request)
+    if row["status"] != "draft":
+        return see_other(f"/console/campaigns/{row['id']}")
+    return await _compose(request, _values_of(row), campaign_id=str(row["id"]))
+
+
+@routes.post("/campaigns/{campaign_id}/edit")
+async def update(request: web.Request) -> web.Response:
+    row = await _campaign(request)
+    values = _form_values(await request.post())
+    try:
+        if row["status"] != "draft":
+            raise HubError("conflict", f"Only a draft can be changed; this campaign is {row['status']}.")
+        fields = await rest.fields_of(request, _body_of(values), rest.stored(row))
+        updated = await store.update_draft(hub_of(request).pool, str(row["id"]), fields)
+        if updated is None:
+            raise HubError("conflict", "The campaign left the draft state meanwhile.")
+    except Exception as exc:
+        return await _compose(request, values, campaign_id=str(row["id"]), error=_message(exc), status=422)
+    return see_other(f"/console/campaigns/{row['id']}?notice=saved")
+
+
+def _message(exc: Exception) -> str:
+    """A domain error's message for the page; anything unexpected goes on to the error page."""
+    err = as_hub_error(exc)
+    if err.code in ("internal", "unavailable"):
+        raise exc
+    return err.message
+
+
+# --- one campaign: launch, cancel, stats ---
+
+
+async def _campaign(request: web.Request) -> Any:
+    return await rest.campaign_of(request)
+
+
+async def sample_user(pool: asyncpg.Pool, tree: Any) -> str | None:
+    """The first user (by id) of an audience, to preview personalised content with."""
+    if tree is None:
+        return None
+    figures = await audience(pool, tree, 1)
+    return str(figures["sample"][0]["id"]) if figures["sample"] else None
+
+
+async def personalised(pool: asyncpg.Pool, content: Mapping[str, Any], user_id: str) -> dict[str, Any]:
+    """``content`` as ``user_id`` gets it (push/content.py), with the variant chosen."""
+    profile = await user_store.preview_profile(pool, user_id)
+    if profile is None:
+        raise HubError("not_found", f"There is no user {user_id}.")
+    locale = profile["locale"] or profile["device_locale"]
+    rendered = push_content.render(content, locale, profile["attributes"] or {})
+    push_content.message(content, locale, profile["attributes"] or {})  # too large for a provider: PushError
+    chosen = push_content.variant_for(content, locale)
+    locales: Mapping[str, Any] = content.get("locales") or {}
+    variant = next((k for k, v in locales.items() if dict(v) == dict(chosen)), "default")
+    return {
+        "user_id": user_id,
+        "locale": locale,
+        "variant": variant,
+        "title": rendered.get("title") or "",
+        "body": rendered.get("body") or "",
+    }
+
+
+def _phone(preview: Mapping[str, Any]) -> Safe:
+    return Safe(
+        '<div class="phone"><div class="push"><div class="push-app"><span class="brand-mark small">H</span>HERALD '
+        f'<span class="push-when">now</span></div>{tag("div", preview["title"], class_="push-title")}'
+        f"{tag('div', preview['body'], class_='push-body')}</div></div>"
+        + tag("p", f"Locale {preview['locale'] or 'unknown'}: the {preview['variant']} variant.", class_="muted small")
+    )
+
+
+def _content_table(content: Mapping[str, Any]) -> Safe:
+    variants = [("default", content.get("default") or {})]
+    variants += list((content.get("locales") or {}).items())
+    rows = [
+        tag("tr", join([tag("td", tag("code", k)), tag("td", v.get("title", "")), tag("td", v.get("body", ""))]))
+        for k, v in variants
+    ]
+    return Safe(
+        '<table class="table compact"><thead><tr><th>Variant</th><th>Title</th><th>Body</th></tr></thead>'
+        f"<tbody>{join(rows)}</tbody></table>"
+    )
+
+
+async def _campaign_page(
+    request: web.Request, row: Any, *, error: str | None = None, status: int = 200
+) -> web.Response:
+    pool = hub_of(request).pool
+    csrf = session_of(request).csrf
+    campaign_id = str(row["id"])
+    segment = await segment_store.get(pool, str(row["segment_id"])) if row["segment_id"] else None
+    tree = row["audience"] or (segment["filter"] if segment is not None else row["filter"])
+    user_id = request.query.get("user") or await sample_user(pool, tree)
+    if user_id:
+        try:
+            preview = _phone(await personalised(pool, row["content"], user_id))
+        except Exception as exc:
+            preview = error_box(_message(exc))
+    else:
+        preview = tag("p", "The audience is empty: nobody to preview with.", class_="muted")
+    actions: list[Safe] = []
+    if row["status"] == "draft":
+        actions.append(tag("a", "Edit", href=f"/console/campaigns/{campaign_id}/edit", class_="btn btn-quiet"))
+    if row["status"] in store.LIVE:
+        actions.append(
+            Safe(
+                f'<form method="post" action="/console/campaigns/{campaign_id}/cancel" class="inline-form">'
+                f'<input type="hidden" name="csrf_token" value="{csrf}">'
+                '<button type="submit" class="btn btn-danger" id="cancel" data-confirm="Cancel this campaign?">'
+                "Cancel campaign</button></form>"
+            )
+        )
+    launch = EMPTY
+    if row["status"] == "draft":
+        size = (await audience(pool, tree, 0))["users"] if tree is not None else 0
+        launch = render("launch.html", campaign_id=campaign_id, csrf=csrf, audience=number(size))
+    moments = [
+        ("completed", row["completed_at"]),
+        ("cancelled", row["cancelled_at"]),
+        ("started", row["started_at"]),
+        ("scheduled for", row["scheduled_at"]),
+        ("created", row["created_at"]),
+    ]
+    label, moment = next((m for m in moments if m[1] is not None), moments[-1])
+    body = render(
+        "campaign.html",
+        name=row["name"],
+        status=row["status"],
+        segment=segment["name"] if segment is not None else "inline filter",
+        when=f"{label} {when(moment)}",
+        actions=join(actions),
+        error=error_box(error),
+        launch=launch,
+        content=_content_table(row["content"]),
+        preview_user=user_id or DASH,
+        preview=preview,
+        campaign_id=campaign_id,
+        stats=json_block("stats-data", await rest.stats_of(pool, row)),
+    )
+    return page(request, row["name"], body, status=status)
+
+
+@routes.get("/campaigns/{campaign_id}")
+async def campaign_page(request: web.Request) -> web.Response:
+    return await _campaign_page(request, await _campaign(request))
+
+
+def schedule_of(form: FORM) -> dict[str, Any]:
+    """The schedule the launch form describes (REST's shape; push.schedule checks it)."""
+    kind = str(form.get("kind", "now"))
+    if kind == "at":
+        tz_name = str(form.get("at_timezone", "UTC")).strip() or "UTC"
+        tz = zone(tz_name)
+        if tz is None:
+            raise HubError("invalid_payload", f"{tz_name} is not a timezone such as Europe/Paris.")
+        try:
+            at = datetime.fromisoformat(str(form.get("at", ""))).replace(tzinfo=tz)
+        except ValueError:
+            raise HubError("invalid_payload", "Give the time to start at.") from None
+        return {"kind": "at", "at": at.isoformat()}
+    if kind == "local":
+        local = str(form.get("local_time", ""))
+        fallback = str(form.get("fallback_timezone", "UTC")).strip() or "UTC"
+        if len(local) == len("2026-05-01T09:00"):
+            local += ":00"
+        return {"kind": "local", "local_time": local, "fallback_timezone": fallback}
+    return {"kind": "now"}
+
+
+@routes.post("/campaigns/{campaign_id}/schedule")
+async def schedule(request: web.Request) -> web.Response:
+    row = await _campaign(request)
+    try:
+        plan = schedule_of(await request.post())
+        await rest.schedule_draft(hub_of(request), row, plan)
+    except Exception as exc:
+        message = _message(exc)
+        return await _campaign_page(request, await _campaign(request), error=message, status=422)
+    notice = "launched" if plan["kind"] == "now" else "scheduled"
+    return see_other(f"/console/campaigns/{row['id']}?notice={notice}")
+
+
+@routes.post("/campaigns/{campaign_id}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    row = await _campaign(request)
+    async with hub_of(request).pool.acquire() as conn:
+        cancelled = await store.cancel(conn, str(row["id"]), CLOCK.now())
+    if cancelled is None:
+        error = f"A {row['status']} campaign cannot be cancelled."
+        return await _campaign_page(request, row, error=error, status=409)
+    return see_other(f"/console/campaigns/{row['id']}?notice=cancelled")

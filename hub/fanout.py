@@ -1,0 +1,136 @@
+"""Socket.IO's Redis manager, extended with Herald's control messages and resync.
+
+python-socketio publishes every broadcast on one Redis channel that every web node reads.  Two
+things are added on that same channel and connection:
+
+- *control messages* (``{"herald": kind, ...}``) that make every node act on its own sockets:
+  a member added or removed, a user to disconnect.  The node that sends one applies it at once;
+  the others apply it when it arrives.
+- *resync*: when the subscription comes back after a failure, broadcasts may have been missed,
+  so every local socket is sent ``resync`` and will call ``sync``.
+
+And the local part of every broadcast (this node's sockets in the room) is done once, not per
+recipient: the Socket.IO packet, the Engine.IO packet and the websocket frame are encoded once,
+and the same bytes are written to each recipient's transport when its order allows
+(``hub.transport``), with no task per recipient; the others get the packet the normal way.
+
+Pinned to python-socketio 5.18 (``_redis_listen_with_retries`` is copied from it, and
+``_handle_emit`` follows its message format).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from hub.transport import text_frame
+
+log = logging.getLogger(__name__)
+
+ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
+ReconnectHandler = Callable[[], Awaitable[None]]
+CONTROL_PREFIX = b'{"herald"'
+
+
+class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    def __init__(self, url: str, channel: str, *, write_only: bool = False) -> None:
+        super().__init__(url, channel=channel, write_only=write_only)
+        self.on_control: ControlHandler | None = None
+        self.on_reconnect: ReconnectHandler | None = None
+        self.link_up = asyncio.Event()
+
+    async def publish_control(self, kind: str, **fields: Any) -> None:
+        """Apply a control message here and send it to every other node."""
+        message = {"herald": kind, "host_id": self.host_id, **fields}
+        if self.on_control is not None:
+            await self.on_control(message)
+        await self._publish(message)
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        callback = message.get("callback")
+        if (callback is not None and len(callback) == 3) or message.get("binary") or self.server is None:
+            await super()._handle_emit(message)
+            return
+        await self.emit_local(
+            message["event"],
+            message["data"],
+            message.get("namespace") or "/",
+            message.get("room"),
+            message.get("skip_sid"),
+        )
+
+    async def emit_local(
+        self, event: str, args: list[Any], namespace: str, room: str | list[str] | None, skip_sid: Any
+    ) -> None:
+        """Send an event (no ack, no binary) to this node's sockets in ``room``, encoded once."""
+        if namespace not in self.rooms:
+            return
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = text_frame(pkt.encode().encode())
+        sockets = self.server.eio.sockets
+        slow = []
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            ws = getattr(sockets.get(eio_sid), "herald_ws", None)
+            if ws is None or not ws.write_frame(frame):
+                slow.append(self.server._send_eio_packet(eio_sid, pkt))
+        if slow:
+            await asyncio.gather(*slow, return_exceptions=True)
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        async for data in super()._listen():
+            if isinstance(data, bytes) and data.startswith(CONTROL_PREFIX):
+                await self._dispatch_control(data)
+                continue
+            yield data
+
+    async def _dispatch_control(self, data: bytes) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return
+        if message.get("host_id") == self.host_id or self.on_control is None:
+            return
+        try:
+            await self.on_control(message)
+        except Exception:
+            log.exception("control message failed", extra={"kind": message.get("herald")})
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        retry_sleep = 1.0
+        subscribed = False
+        lost = False
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    await self.pubsub.subscribe(self.channel)
+                    subscribed = True
+                    retry_sleep = 1.0
+                    self.link_up.set()
+                    if lost:
+                        lost = False
+                        log.warning("redis link restored; asking clients to resync")
+                        if self.on_reconnect is not None:
+                            await self.on_reconnect()
+                async for message in self.pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("redis link lost; retrying", extra={"error": str(exc), "retry_in": retry_sleep})
+                subscribed = False
+                lost = True
+                self.link_up.clear()
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, 10.0)

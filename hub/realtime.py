@@ -1,0 +1,42 @@
+"""What the hub tells live sockets, on this node and every other: one place for both the
+Socket.IO event handlers and the REST handlers to announce changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+from hub.fanout import HubManager
+
+
+def room_channel(room_id: str) -> str:
+    return f"r:{room_id}"
+
+
+def user_channel(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+class Realtime:
+    def __init__(self, sio: socketio.AsyncServer, manager: HubManager) -> None:
+        self.sio = sio
+        self.manager = manager
+
+    async def to_room(self, event: str, room_id: str, data: dict[str, Any], *, skip_sid: str | None = None) -> None:
+        await self.sio.emit(event, data, room=room_channel(room_id), skip_sid=skip_sid)
+
+    async def to_user(self, event: str, user_id: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, room=user_channel(user_id))
+
+    async def member_added(self, room_id: str, user_id: str) -> None:
+        """Subscribe the user's live sockets, on every node, to the room."""
+        await self.manager.publish_control("join", room=room_id, user=user_id)
+
+    async def member_removed(self, room_id: str, user_id: str, reason: str) -> None:
+        """Unsubscribe the user's live sockets from the room and tell them why."""
+        await self.manager.publish_control("leave", room=room_id, user=user_id, reason=reason)
+
+    async def disconnect_user(self, user_id: str, code: str, message: str) -> None:
+        """Close every connection of the user, on every node."""
+        await self.manager.publish_control("disconnect", user=user_id, code=code, message=message)

@@ -1,0 +1,109 @@
+"""Credentials, bodies and queries of REST requests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from hub.auth import Claims
+from hub.context import HUB, Hub
+from hub.errors import HubError
+from rooms import payloads
+from store import apikeys
+from store.apikeys import ApiKey
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user (by client JWT) or a backend service (by API key)."""
+
+    user: Claims | None = None
+    key: ApiKey | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        return self.user.user_id if self.user else None
+
+    def has_scope(self, scope: str) -> bool:
+        return self.key is not None and self.key.allows(scope)
+
+
+def hub_of(request: web.Request) -> Hub:
+    return request.config_dict[HUB]
+
+
+async def principal(request: web.Request) -> Principal:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise HubError("auth_required", "send Authorization: Bearer <client JWT or API key>")
+    credential = header[7:].strip()
+    hub = hub_of(request)
+    if credential.startswith(apikeys.KEY_PREFIX):
+        key = await apikeys.authenticate(hub.pool, credential)
+        if key is None:
+            raise HubError("token_invalid", "the API key is unknown or revoked")
+        who = Principal(key=key)
+    else:
+        who = Principal(user=hub.verifier.verify(credential))
+    wait = hub.caller_rate.take(f"key:{who.key.id}" if who.key else f"user:{who.user_id}")
+    if wait:
+        raise HubError("rate_limited", "too many requests for this credential", retry_after=wait)
+    return who
+
+
+async def require_scope(request: web.Request, scope: str) -> Principal:
+    """A caller whose API key has ``scope`` (or admin); users are refused."""
+    who = await principal(request)
+    if not who.has_scope(scope):
+        raise HubError("forbidden", f"this needs an API key with the {scope} scope")
+    return who
+
+
+async def require_self_or_scope(request: web.Request, user_id: str, scope: str) -> Principal:
+    """The user ``user_id`` themselves (by client JWT), or an API key with ``scope`` (or admin)."""
+    who = await principal(request)
+    if who.key is not None and not who.has_scope(scope):
+        raise HubError("forbidden", f"this needs the user's own token or an API key with the {scope} scope")
+    if who.key is None and who.user_id != user_id:
+        raise HubError("forbidden", "a client may only act on its own account")
+    return who
+
+
+async def json_body(request: web.Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object in the body, refusing fields outside ``allowed`` (request schemas are strict)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise HubError("too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise HubError("too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise HubError("invalid_payload", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HubError("invalid_payload", "the body must be a JSON object")
+    return payloads.only(body, allowed)
+
+
+def query_int(request: web.Request, name: str, *, minimum: int = 0, maximum: int = 2**62) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HubError(
+            "invalid_payload", f"{name} must be a whole number", fields={name: "must be a whole number"}
+        ) from None
+    if not minimum <= value <= maximum:
+        raise HubError(
+            "invalid_payload",
+            f"{name} must be between {minimum} and {maximum}",
+            fields={name: "out of range"},
+        )
+    return value

@@ -1,0 +1,364 @@
+"""/api/v1/rooms: rooms, members and messages for services (publish key) and clients (JWT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hub.errors import HubError
+from hub.rest import spec
+from hub.rest.common import Principal, hub_of, json_body, principal, query_int, require_scope
+from rooms import membership, payloads, render
+from rooms import messages as chat
+from store import rooms as room_store
+
+routes = web.RouteTableDef()
+
+# Fields each request body may carry; anything else is refused (strict schemas, see SCHEMAS below).
+NEW_ROOM_BODY = ("kind", "name", "members", "metadata", "id")
+MEMBER_BODY = ("role", "muted_until")
+NEW_MESSAGE_BODY = ("sender_id", "client_id", "text", "meta", "reply_to")
+
+
+async def _reader(request: web.Request, room_id: str) -> Principal:
+    """A publish key, or a user who may read the room."""
+    who = await principal(request)
+    if who.key is not None:
+        if not who.has_scope("publish"):
+            raise HubError("forbidden", "this needs an API key with the publish scope")
+        await membership.room_or_404(hub_of(request).pool, room_id)
+    else:
+        await membership.readable_room(hub_of(request).pool, room_id, who.user_id)
+    return who
+
+
+@routes.post("/api/v1/rooms")
+async def create_room(request: web.Request) -> web.Response:
+    who = await principal(request)
+    fields = NEW_ROOM_BODY + (("owner",) if who.key is not None else ())
+    body = await json_body(request, fields)
+    kind = payloads.choice(body, "kind", membership.KINDS)
+    assert kind is not None
+    owner: str | None
+    if who.key is not None:
+        if not who.has_scope("publish"):
+            raise HubError("forbidden", "this needs an API key with the publish scope")
+        owner = payloads.identifier(body, "owner", required=False)
+    else:
+        if kind == "public":
+            raise HubError("forbidden", "clients may create private and direct rooms only")
+        owner = who.user_id
+    spec = membership.NewRoom(
+        kind=kind,
+        name=payloads.text(body, "name", 200, required=False),
+        members=payloads.id_list(body, "members"),
+        metadata=payloads.meta(body, "metadata"),
+        room_id=payloads.identifier(body, "id", required=False),
+    )
+    hub = hub_of(request)
+    row, created = await membership.create_room(hub.pool, spec, owner)
+    if created:
+        for user_id in await room_store.member_ids(hub.pool, row["id"]):
+            await hub.realtime.member_added(row["id"], user_id)
+    return web.json_response(await _room_with_members(request, row), status=201 if created else 200)
+
+
+async def _room_with_members(request: web.Request, row: Any) -> dict[str, Any]:
+    members = await room_store.list_members(hub_of(request).pool, row["id"])
+    return {**render.room(row), "members": [render.member(m) for m in members]}
+
+
+@routes.get("/api/v1/rooms/{room_id}")
+async def get_room(request: web.Request) -> web.Response:
+    room_id = request.match_info["room_id"]
+    await _reader(request, room_id)
+    row = await membership.room_or_404(hub_of(request).pool, room_id)
+    return web.json_response(await _room_with_members(request, row))
+
+
+@routes.delete("/api/v1/rooms/{room_id}")
+async def delete_room(request: web.Request) -> web.Response:
+    await require_scope(request, "publish")
+    room_id = request.match_info["room_id"]
+    hub = hub_of(request)
+    members = await membership.delete_room(hub.pool, room_id, None)
+    for user_id in members:
+        await hub.realtime.member_removed(room_id, user_id, "room_deleted")
+    return web.Response(status=204)
+
+
+async def _put_member(request: web.Request, *, replace: bool) -> web.Response:
+    room_id = request.match_info["room_id"]
+    user_id = payloads.required_id({"user_id": request.match_info["user_id"]}, "user_id")
+    who = await principal(request)
+    hub = hub_of(request)
+    if who.key is None:
+        if replace or who.user_id != user_id:
+            raise HubError("forbidden", "a client may only change its own mute")
+        body = await json_body(request, MEMBER_BODY)
+        if "role" in body:
+            raise HubError("forbidden", "a client may only change its own mute")
+        if "muted_until" in body:
+            row = await membership.mute(hub.pool, room_id, user_id, payloads.timestamp(body, "muted_until"))
+        else:
+            await membership.room_or_404(hub.pool, room_id)
+            row = await room_store.get_member(hub.pool, room_id, user_id)
+            if row is None:
+                raise HubError("not_member", "you are not a member of this room")
+        return web.json_response(render.member(row))
+    body = await json_body(request, MEMBER_BODY)
+    role = payloads.choice(body, "role", membership.ROLES, required=False)
+    muted_until = payloads.timestamp(body, "muted_until")
+    if not who.has_scope("publish"):
+        raise HubError("forbidden", "this needs an API key with the publish scope")
+    row, added = await membership.put_member(
+        hub.pool, room_id, None, user_id, role, muted_until, set_mute=replace or "muted_until" in body
+    )
+    if added:
+        await hub.realtime.member_added(room_id, user_id)
+    return web.json_response(render.member(row), status=201 if added else 200)
+
+
+@routes.put("/api/v1/rooms/{room_id}/members/{user_id}")
+async def put_member(request: web.Request) -> web.Response:
+    return await _put_member(request, replace=True)
+
+
+@routes.patch("/api/v1/rooms/{room_id}/members/{user_id}")
+async def patch_member(request: web.Request) -> web.Response:
+    return await _put_member(request, replace=False)
+
+
+@routes.delete("/api/v1/rooms/{room_id}/members/{user_id}")
+async def remove_member(request: web.Request) -> web.Response:
+    await require_scope(request, "publish")
+    room_id, user_id = request.match_info["room_id"], request.match_info["user_id"]
+    hub = hub_of(request)
+    await membership.remove_member(hub.pool, room_id, None, user_id)
+    await hub.realtime.member_removed(room_id, user_id, "removed")
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/rooms/{room_id}/messages")
+async def list_messages(request: web.Request) -> web.Response:
+    room_id = request.match_info["room_id"]
+    await _reader(request, room_id)
+    before = query_int(request, "before_seq")
+    after = query_int(request, "after_seq")
+    if before is not None and after is not None:
+        raise HubError("invalid_payload", "give before_seq or after_seq, not both", fields={"after_seq": "conflicts"})
+    limit = query_int(request, "limit", minimum=1, maximum=chat.MAX_PAGE) or chat.DEFAULT_PAGE
+    rows, has_more = await chat.history(hub_of(request).pool, room_id, before_seq=before, after_seq=after, limit=limit)
+    return web.json_response({"messages": [render.message(r) for r in rows], "has_more": has_more})
+
+
+@routes.post("/api/v1/rooms/{room_id}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    await require_scope(request, "publish")
+    room_id = request.match_info["room_id"]
+    hub = hub_of(request)
+    body = await json_body(request, NEW_MESSAGE_BODY)
+    out = chat.Outgoing(
+        room_id=room_id,
+        sender_id=payloads.required_id(body, "sender_id"),
+        client_id=payloads.required_id(body, "client_id"),
+        text=payloads.required_text(body, "text", hub.settings.max_text_length),
+        meta=payloads.meta(body),
+        reply_to=payloads.integer(body, "reply_to", minimum=1),
+    )
+    await membership.room_or_404(hub.pool, room_id)
+    row, created = await chat.send(hub.pool, out, as_service=True)
+    message = render.message(row)
+    if created:
+        await hub.realtime.to_room("message:new", room_id, {"room": room_id, "message": message})
+    return web.json_response(message, status=201 if created else 200)
+
+
+# --- OpenAPI: merged into /api/v1/openapi.json by hub/openapi.py (tests/hub/test_openapi.py keeps it honest) ---
+
+ROOM_FIELDS: spec.Schema = {
+    "id": spec.ID,
+    "kind": {"enum": list(membership.KINDS)},
+    "name": spec.nullable({"type": "string"}),
+    "metadata": spec.OPEN_OBJECT,
+    "last_seq": spec.COUNT,
+    "created_at": spec.TIMESTAMP,
+}
+MEMBER_FIELDS: spec.Schema = {
+    "role": {"enum": list(membership.ROLES)},
+    "muted_until": spec.nullable(spec.TIMESTAMP),
+    "last_read_seq": spec.COUNT,
+}
+
+SCHEMAS: dict[str, spec.Schema] = {
+    "Room": spec.strict_object(ROOM_FIELDS, ROOM_FIELDS),
+    "Member": spec.strict_object({"user_id": spec.USER_ID, **MEMBER_FIELDS}, ["user_id", *MEMBER_FIELDS]),
+    "RoomWithMembers": spec.strict_object(
+        {**ROOM_FIELDS, "members": {"type": "array", "items": spec.ref("Member")}}, [*ROOM_FIELDS, "members"]
+    ),
+    "Message": spec.strict_object(
+        {
+            "id": {"type": "integer", "minimum": 1},
+            "room": spec.ID,
+            "seq": {"type": "integer", "minimum": 1},
+            "sender_id": spec.USER_ID,
+            "client_id": spec.ID,
+            "text": {"type": "string"},
+            "meta": spec.OPEN_OBJECT,
+            "reply_to": spec.nullable({"type": "integer", "minimum": 1}),
+            "created_at": spec.TIMESTAMP,
+            "edited_at": spec.nullable(spec.TIMESTAMP),
+            "deleted": {"type": "boolean"},
+        },
+        [
+            "id",
+            "room",
+            "seq",
+            "sender_id",
+            "client_id",
+            "text",
+            "meta",
+            "reply_to",
+            "created_at",
+            "edited_at",
+            "deleted",
+        ],
+    ),
+    "MessagePage": spec.strict_object(
+        {"messages": {"type": "array", "items": spec.ref("Message")}, "has_more": {"type": "boolean"}},
+        ["messages", "has_more"],
+    ),
+    "NewRoom": spec.strict_object(
+        {
+            "kind": {"enum": list(membership.KINDS), "description": "clients may create private and direct rooms"},
+            "name": spec.nullable({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}),
+            "members": {"type": "array", "items": spec.ID, "maxItems": 1000},
+            "metadata": spec.nullable({**spec.OPEN_OBJECT, "description": "at most 2048 bytes as JSON (else 413)"}),
+            "id": spec.nullable(spec.ID),
+            "owner": spec.nullable({**spec.ID, "description": "API keys only; a client is always the owner"}),
+        },
+        ["kind"],
+        description="A direct room has exactly two members counting the owner; the same pair gets the same room.",
+    ),
+    "MemberUpdate": spec.strict_object(
+        {"role": spec.nullable({"enum": list(membership.ROLES)}), "muted_until": spec.nullable(spec.TIMESTAMP)},
+        description="PUT sets muted_until (absent: not muted); PATCH changes only the fields given. "
+        "A client may only PATCH its own muted_until.",
+    ),
+    "NewMessage": spec.strict_object(
+        {
+            "sender_id": spec.ID,
+            "client_id": spec.ID,
+            "text": {
+                "type": "string",
+                "minLength": 1,
+                "pattern": r"\S",
+                "description": "at most HERALD_MAX_TEXT_LENGTH characters (default 4000; longer: 413)",
+            },
+            "meta": spec.nullable({**spec.OPEN_OBJECT, "description": "at most 2048 bytes as JSON (else 413)"}),
+            "reply_to": spec.nullable({"type": "integer", "minimum": 1}),
+        },
+        ["sender_id", "client_id", "text"],
+    ),
+}
+
+_ROOM_ID = spec.path_param("room_id", {"type": "string"}, "the room's id")
+_MEMBER_ID = spec.path_param("user_id", spec.ID, "the member's user id")
+_MEMBER_RESPONSES = {
+    "200": spec.json_response("the member, changed", spec.ref("Member")),
+    "201": spec.json_response("the member, added (API keys only)", spec.ref("Member")),
+    **spec.errors(400, 401, 403, 404, 413),
+}
+_SEQ = {"type": "integer", "minimum": 0}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/rooms": {
+        "post": spec.operation(
+            "create_room",
+            "Create a room",
+            "rooms",
+            {
+                "200": spec.json_response("the direct room this pair already has", spec.ref("RoomWithMembers")),
+                "201": spec.json_response("the new room", spec.ref("RoomWithMembers")),
+                **spec.errors(400, 401, 403, 409, 413),
+            },
+            body=spec.json_body(spec.ref("NewRoom")),
+            description="API key with the publish scope: any kind. Client JWT: private or direct, owned by the caller.",
+        ),
+    },
+    "/api/v1/rooms/{room_id}": {
+        "parameters": [_ROOM_ID],
+        "get": spec.operation(
+            "get_room",
+            "A room with its members",
+            "rooms",
+            {"200": spec.json_response("the room", spec.ref("RoomWithMembers")), **spec.errors(401, 403, 404)},
+            description="API key with the publish scope, or a client who may read the room.",
+        ),
+        "delete": spec.operation(
+            "delete_room",
+            "Delete a room",
+            "rooms",
+            {"204": spec.no_content("deleted"), **spec.errors(401, 403, 404)},
+            description="API key with the publish scope.",
+        ),
+    },
+    "/api/v1/rooms/{room_id}/members/{user_id}": {
+        "parameters": [_ROOM_ID, _MEMBER_ID],
+        "put": spec.operation(
+            "put_member",
+            "Add a member or set its role and mute",
+            "rooms",
+            _MEMBER_RESPONSES,
+            body=spec.json_body(spec.ref("MemberUpdate")),
+            description="API key with the publish scope.",
+        ),
+        "patch": spec.operation(
+            "patch_member",
+            "Change a member's role or mute (or add it)",
+            "rooms",
+            _MEMBER_RESPONSES,
+            body=spec.json_body(spec.ref("MemberUpdate")),
+            description="API key with the publish scope, or a client changing its own muted_until.",
+        ),
+        "delete": spec.operation(
+            "remove_member",
+            "Remove a member",
+            "rooms",
+            {"204": spec.no_content("removed"), **spec.errors(401, 403, 404)},
+            description="API key with the publish scope.",
+        ),
+    },
+    "/api/v1/rooms/{room_id}/messages": {
+        "parameters": [_ROOM_ID],
+        "get": spec.operation(
+            "list_messages",
+            "A page of a room's messages, in seq order",
+            "rooms",
+            {"200": spec.json_response("the page", spec.ref("MessagePage")), **spec.errors(400, 401, 403, 404)},
+            parameters=[
+                spec.query_param("before_seq", _SEQ, "the newest messages before this seq (default: the end)"),
+                spec.query_param("after_seq", _SEQ, "the messages after this seq; not with before_seq"),
+                spec.query_param(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": chat.MAX_PAGE, "default": chat.DEFAULT_PAGE},
+                    "page size",
+                ),
+            ],
+            description="API key with the publish scope, or a client who may read the room.",
+        ),
+        "post": spec.operation(
+            "post_message",
+            "Post a message as a user (idempotent per sender_id and client_id)",
+            "rooms",
+            {
+                "200": spec.json_response("the message already stored for this client_id", spec.ref("Message")),
+                "201": spec.json_response("the new message", spec.ref("Message")),
+                **spec.errors(400, 401, 403, 404, 409, 413),
+            },
+            body=spec.json_body(spec.ref("NewMessage")),
+            description="API key with the publish scope.",
+        ),
+    },
+}

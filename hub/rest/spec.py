@@ -1,0 +1,114 @@
+"""Building blocks for the OpenAPI 3.1 document of /api/v1 (assembled by :mod:`hub.openapi`).
+
+Each REST module ends with two plain dicts built from these helpers:
+
+- ``SCHEMAS``: component schemas by name (referenced with :func:`ref`);
+- ``PATHS``: OpenAPI path items by canonical aiohttp path (``/api/v1/rooms/{room_id}``).
+
+Schemas are strict: fixed shapes say ``additionalProperties: false`` (see :func:`strict_object`);
+only free-form user data (room metadata, message meta) is an open object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hub.errors import STATUS_BY_CODE
+from rooms.payloads import ID_PATTERN
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+
+#: An id a request may carry (room ids, user ids, client ids in bodies and member paths).
+ID: Schema = {"type": "string", "pattern": ID_PATTERN.pattern}
+#: A user id as it appears in responses: a client JWT's ``sub`` is any 1 to 128 characters.
+USER_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 128}
+TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+OPEN_OBJECT: Schema = {"type": "object"}
+
+#: Statuses every authenticated operation may answer besides its own (internal error, dependency down).
+ALWAYS = (500, 503)
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def strict_object(properties: dict[str, Schema], required: Iterable[str] = (), **extra: Any) -> Schema:
+    """An object with exactly these properties (those in ``required`` must be present)."""
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+    needed = list(required)
+    unknown = set(needed) - set(properties)
+    if unknown:
+        raise ValueError(f"required properties without a schema: {sorted(unknown)}")
+    if needed:
+        schema["required"] = needed
+    return schema
+
+
+def json_body(schema: Schema, description: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"required": True, "content": {JSON: {"schema": schema}}}
+    if description:
+        body["description"] = description
+    return body
+
+
+def json_response(description: str, schema: Schema) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def no_content(description: str) -> dict[str, Any]:
+    return {"description": description}
+
+
+def error_codes(status: int) -> list[str]:
+    return sorted(code for code, mapped in STATUS_BY_CODE.items() if mapped == status)
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """Error responses for these statuses (plus 500 and 503), as references to the shared ones."""
+    wanted = sorted({*statuses, *ALWAYS})
+    for status in wanted:
+        if not error_codes(status):
+            raise ValueError(f"no error code maps to HTTP {status}")
+    return {str(status): {"$ref": f"#/components/responses/Error{status}"} for status in wanted}
+
+
+def path_param(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+def query_param(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    parameters: Iterable[dict[str, Any]] = (),
+    description: str = "",
+    public: bool = False,
+) -> dict[str, Any]:
+    """One operation; ``public`` ones need no credential (the document's default is the bearer scheme)."""
+    op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag], "responses": responses}
+    if description:
+        op["description"] = description
+    params = list(parameters)
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    if public:
+        op["security"] = []
+    return op

@@ -1,0 +1,193 @@
+"""Sending, editing, deleting and reading chat messages.
+
+A message is committed before :func:`send` returns, so the caller acknowledges only what is
+stored.  The same (room, sender, client_id) always yields the first message: retries are safe.
+
+With a :class:`GroupCommit`, the messages sent at about the same time are stored together: one
+statement and one commit for all of them (``store.messages.insert_many``), which is what lets a
+web node acknowledge thousands of messages a second; each sender still waits for its own row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from rooms.errors import ChatError
+from rooms.membership import room_or_404
+from store import messages as message_store
+from store import rooms as room_store
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    room_id: str
+    sender_id: str
+    client_id: str
+    text: str
+    meta: dict[str, Any]
+    reply_to: int | None = None
+
+
+class GroupCommit:
+    """Stores concurrent messages in batches: one statement, one round trip and one commit each.
+
+    Messages submitted while a batch is being stored form the next batch (at most ``max_batch``),
+    in submission order, so rows of one room get their seq in the order they were sent and a
+    connection's messages keep their order.  One batch is in flight at a time.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 256) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._waiting: list[tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def insert(self, message: message_store.NewMessage) -> asyncpg.Record | None:
+        """The stored row, or None when a precondition failed (as ``store.messages.insert``)."""
+        future: asyncio.Future[asyncpg.Record | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((message, future))
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        batch: list[tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._commit(batch)
+        except asyncio.CancelledError:
+            for _, future in [*batch, *self._waiting]:
+                future.cancel()
+            self._waiting.clear()
+            raise
+        finally:
+            self._running = None
+
+    async def _commit(
+        self, batch: list[tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]]
+    ) -> None:
+        # One row per (room, sender, client_id): a repeat in the same batch resolves to None and its
+        # sender then finds the first one's row, committed by then.
+        unique: dict[tuple[str, str, str], tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]] = {}
+        repeats = []
+        for message, future in batch:
+            key = (message.room_id, message.sender_id, message.client_id)
+            if key in unique:
+                repeats.append(future)
+            else:
+                unique[key] = (message, future)
+        items = list(unique.values())
+        try:
+            try:
+                async with self._pool.acquire() as conn:
+                    rows = await message_store.insert_many(conn, [m for m, _ in items])
+            except asyncpg.UniqueViolationError:
+                # A concurrent insert (another node) took a client_id: fall back to one by one.
+                rows = [await _insert_one(self._pool, m) for m, _ in items]
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), row in zip(items, rows, strict=True):
+            if not future.done():
+                future.set_result(row)
+        for future in repeats:
+            if not future.done():
+                future.set_result(None)
+
+
+async def _insert_one(pool: asyncpg.Pool, m: message_store.NewMessage) -> asyncpg.Record | None:
+    return await message_store.insert(
+        pool, m.room_id, m.sender_id, m.client_id, m.text, m.meta, m.reply_to, as_service=m.as_service
+    )
+
+
+async def send(
+    pool: asyncpg.Pool, out: Outgoing, *, as_service: bool = False, batcher: GroupCommit | None = None
+) -> tuple[asyncpg.Record, bool]:
+    """Store a message; return it and whether it is new (False: the client_id was seen before).
+
+    With ``batcher`` the insert joins a group commit; without, it is a statement of its own.
+    """
+    new = message_store.NewMessage(
+        out.room_id, out.sender_id, out.client_id, out.text, out.meta, out.reply_to, as_service
+    )
+    row = await (batcher.insert(new) if batcher is not None else _insert_one(pool, new))
+    if row is not None:
+        return row, True
+    existing = await message_store.by_client_id(pool, out.room_id, out.sender_id, out.client_id)
+    if existing is not None:
+        return existing, False
+    await room_or_404(pool, out.room_id)
+    if not as_service and await room_store.get_member(pool, out.room_id, out.sender_id) is None:
+        raise ChatError("not_member", "you are not a member of this room")
+    if out.reply_to is not None:
+        raise ChatError(
+            "invalid_payload",
+            "reply_to is not a message of this room",
+            fields={"reply_to": "is not a message of this room"},
+        )
+    raise ChatError("conflict", "the message could not be stored; send it again")  # pragma: no cover
+
+
+async def _editable(pool: asyncpg.Pool, room_id: str, message_id: int, actor: str | None) -> asyncpg.Record:
+    current = await message_store.get(pool, room_id, message_id)
+    if current is None:
+        await room_or_404(pool, room_id)
+        raise ChatError("not_found", f"message {message_id} is not in room {room_id}")
+    if actor is not None and current["sender_id"] != actor:
+        member = await room_store.get_member(pool, room_id, actor)
+        if member is None:
+            raise ChatError("not_member", "you are not a member of this room")
+        if member["role"] not in ("owner", "admin"):
+            raise ChatError("forbidden", "only the author or a room admin may change this message")
+    return current
+
+
+async def edit(pool: asyncpg.Pool, room_id: str, message_id: int, actor: str | None, text: str) -> asyncpg.Record:
+    await _editable(pool, room_id, message_id, actor)
+    row = await message_store.update_text(pool, room_id, message_id, text)
+    if row is None:
+        raise ChatError("conflict", "a deleted message cannot be edited")
+    return row
+
+
+async def delete(pool: asyncpg.Pool, room_id: str, message_id: int, actor: str | None) -> asyncpg.Record:
+    await _editable(pool, room_id, message_id, actor)
+    row = await message_store.mark_deleted(pool, room_id, message_id)
+    assert row is not None
+    return row
+
+
+async def history(
+    pool: asyncpg.Pool, room_id: str, *, before_seq: int | None, after_seq: int | None, limit: int
+) -> tuple[list[asyncpg.Record], bool]:
+    """A page of messages in seq order and whether more lie beyond it.
+
+    With ``after_seq`` the page runs forward from it; otherwise it is the newest ``limit``
+    messages before ``before_seq`` (or before the end).
+    """
+    if after_seq is not None:
+        rows = await message_store.after(pool, room_id, after_seq, limit + 1)
+        return rows[:limit], len(rows) > limit
+    rows = await message_store.before(pool, room_id, before_seq if before_seq is not None else 2**62, limit + 1)
+    return list(reversed(rows[:limit])), len(rows) > limit
+
+
+async def sync(pool: asyncpg.Pool, cursors: dict[str, int], limit: int) -> dict[str, tuple[list[asyncpg.Record], bool]]:
+    """For each room, the messages after its cursor (at most ``limit``) and whether more remain."""
+    rows = await message_store.after_many(pool, cursors, limit + 1)
+    grouped: dict[str, list[asyncpg.Record]] = {room_id: [] for room_id in cursors}
+    for row in rows:
+        grouped[row["room_id"]].append(row)
+    return {room_id: (found[:limit], len(found) > limit) for room_id, found in grouped.items()}

@@ -1,0 +1,187 @@
+"""SQL for chat messages.  ``seq`` is per room, gap-free: it is taken from ``rooms.last_seq``
+in the same statement that inserts the message, so a failed insert gives its number back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from store.db import Executor
+
+MESSAGE_COLUMNS = "id, room_id, seq, sender_id, client_id, text, meta, reply_to, created_at, edited_at, deleted"
+
+# One round trip: bump the room's seq only when the sender is a member, the client_id is new and
+# reply_to (if any) is a message of the same room; then insert with that seq.
+INSERT = f"""
+WITH bump AS (
+    UPDATE rooms SET last_seq = last_seq + 1
+    WHERE id = $1
+      AND ($7 OR EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2))
+      AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_id = $3)
+      AND ($6::bigint IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $6 AND room_id = $1))
+    RETURNING last_seq
+)
+INSERT INTO messages (room_id, seq, sender_id, client_id, text, meta, reply_to)
+SELECT $1, last_seq, $2, $3, $4, $5, $6 FROM bump
+RETURNING {MESSAGE_COLUMNS}
+"""
+# Group commit: many messages in one statement (one round trip, one commit).  Each input row must
+# pass the same checks as INSERT; the rooms touched get their seq bumped once by the number of
+# their rows, and the rows take base + 1, base + 2, ... in input order, so seq stays gap-free and
+# in arrival order.  The caller leaves at most one row per (room, sender, client_id) in a batch.
+INSERT_MANY = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], $7::bool[])
+        WITH ORDINALITY AS t(room_id, sender_id, client_id, text, meta, reply_to, as_service, ord)
+),
+ok AS (
+    SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.ord) AS rn FROM input i
+    WHERE (i.as_service OR EXISTS (SELECT 1 FROM members WHERE room_id = i.room_id AND user_id = i.sender_id))
+      AND NOT EXISTS (
+          SELECT 1 FROM messages WHERE room_id = i.room_id AND sender_id = i.sender_id AND client_id = i.client_id
+      )
+      AND (i.reply_to IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = i.reply_to AND room_id = i.room_id))
+),
+bump AS (
+    UPDATE rooms SET last_seq = rooms.last_seq + c.n
+    FROM (SELECT room_id, count(*) AS n FROM ok GROUP BY room_id) c
+    WHERE rooms.id = c.room_id
+    RETURNING rooms.id, rooms.last_seq - c.n AS base
+)
+INSERT INTO messages (room_id, seq, sender_id, client_id, text, meta, reply_to)
+SELECT ok.room_id, bump.base + ok.rn, ok.sender_id, ok.client_id, ok.text, ok.meta, ok.reply_to
+FROM ok JOIN bump ON bump.id = ok.room_id
+ORDER BY ok.ord
+RETURNING {MESSAGE_COLUMNS}
+"""
+SELECT_BY_CLIENT_ID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_id = $3"
+SELECT_ONE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2"
+UPDATE_TEXT = f"""
+UPDATE messages SET text = $3, edited_at = now()
+WHERE room_id = $1 AND id = $2 AND NOT deleted
+RETURNING {MESSAGE_COLUMNS}
+"""
+MARK_DELETED = f"""
+UPDATE messages SET deleted = true, text = '', meta = '{{}}'::jsonb, edited_at = now()
+WHERE room_id = $1 AND id = $2
+RETURNING {MESSAGE_COLUMNS}
+"""
+BEFORE = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3
+"""
+AFTER = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+"""
+AFTER_MANY = f"""
+SELECT m.* FROM unnest($1::text[], $2::bigint[]) AS s(room_id, after_seq)
+CROSS JOIN LATERAL (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE room_id = s.room_id AND seq > s.after_seq ORDER BY seq LIMIT $3
+) m
+ORDER BY m.room_id, m.seq
+"""
+
+
+async def insert(
+    conn: Executor,
+    room_id: str,
+    sender_id: str,
+    client_id: str,
+    text: str,
+    meta: dict[str, Any],
+    reply_to: int | None,
+    *,
+    as_service: bool = False,
+) -> asyncpg.Record | None:
+    """The inserted row, or None when a precondition failed (see :func:`by_client_id` and friends).
+
+    ``as_service`` lets a backend service post as ``sender_id`` without that user being a member.
+    """
+    try:
+        return await conn.fetchrow(INSERT, room_id, sender_id, client_id, text, meta, reply_to, as_service)
+    except asyncpg.UniqueViolationError:
+        # A concurrent send with the same client_id won the race; the caller finds its row.
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    room_id: str
+    sender_id: str
+    client_id: str
+    text: str
+    meta: dict[str, Any]
+    reply_to: int | None
+    as_service: bool = False
+
+
+async def insert_many(conn: Executor, batch: list[NewMessage]) -> list[asyncpg.Record | None]:
+    """Insert a batch in one statement; per input, its row or None (a precondition failed).
+
+    At most one input per (room, sender, client_id).  Raises ``UniqueViolationError`` when a
+    concurrent insert took one of the client_ids: the caller retries those one by one.
+    """
+    rows = await conn.fetch(
+        INSERT_MANY,
+        [m.room_id for m in batch],
+        [m.sender_id for m in batch],
+        [m.client_id for m in batch],
+        [m.text for m in batch],
+        [m.meta for m in batch],
+        [m.reply_to for m in batch],
+        [m.as_service for m in batch],
+    )
+    found = {(r["room_id"], r["sender_id"], r["client_id"]): r for r in rows}
+    return [found.get((m.room_id, m.sender_id, m.client_id)) for m in batch]
+
+
+async def by_client_id(conn: Executor, room_id: str, sender_id: str, client_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_BY_CLIENT_ID, room_id, sender_id, client_id)
+
+
+async def get(conn: Executor, room_id: str, message_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_ONE, room_id, message_id)
+
+
+async def update_text(conn: Executor, room_id: str, message_id: int, text: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(UPDATE_TEXT, room_id, message_id, text)
+
+
+async def mark_deleted(conn: Executor, room_id: str, message_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(MARK_DELETED, room_id, message_id)
+
+
+async def before(conn: Executor, room_id: str, before_seq: int, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` messages with seq < before_seq, newest first."""
+    return list(await conn.fetch(BEFORE, room_id, before_seq, limit))
+
+
+async def after(conn: Executor, room_id: str, after_seq: int, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` messages with seq > after_seq, oldest first."""
+    return list(await conn.fetch(AFTER, room_id, after_seq, limit))
+
+
+async def after_many(conn: Executor, cursors: dict[str, int], limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` messages per room after each room's cursor, ordered by room then seq."""
+    room_ids = list(cursors)
+    return list(await conn.fetch(AFTER_MANY, room_ids, [cursors[r] for r in room_ids], limit))
+
+
+CLAIM_PUSH_PENDING = """
+SELECT id, room_id, seq, sender_id, text FROM messages
+WHERE push_pending AND NOT deleted
+ORDER BY id LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+CLEAR_PUSH_PENDING = "UPDATE messages SET push_pending = false WHERE id = ANY($1::bigint[])"
+
+
+async def claim_push_pending(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Lock up to ``limit`` messages still owed an offline push (others' locked rows are skipped)."""
+    return list(await conn.fetch(CLAIM_PUSH_PENDING, limit))
+
+
+async def clear_push_pending(conn: asyncpg.Connection, ids: list[int]) -> None:
+    await conn.execute(CLEAR_PUSH_PENDING, ids)

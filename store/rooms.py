@@ -1,0 +1,138 @@
+"""SQL for rooms and their members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from store.db import Executor
+
+ROOM_COLUMNS = "id, kind, name, metadata, last_seq, created_by, created_at"
+
+INSERT_ROOM = f"""
+INSERT INTO rooms (id, kind, name, metadata, direct_key, created_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+RETURNING {ROOM_COLUMNS}
+"""
+SELECT_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"
+SELECT_DIRECT = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"
+DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 RETURNING id"
+
+SELECT_MEMBER = (
+    "SELECT room_id, user_id, role, muted_until, last_read_seq FROM members WHERE room_id = $1 AND user_id = $2"
+)
+SELECT_MEMBERS = """
+SELECT room_id, user_id, role, muted_until, last_read_seq FROM members WHERE room_id = $1 ORDER BY joined_at, user_id
+"""
+SELECT_MEMBER_IDS = "SELECT user_id FROM members WHERE room_id = $1"
+UPSERT_MEMBER = """
+INSERT INTO members (room_id, user_id, role, muted_until) VALUES ($1, $2, $3, $4)
+ON CONFLICT (room_id, user_id) DO UPDATE
+SET role = coalesce($5, members.role), muted_until = CASE WHEN $6 THEN $4 ELSE members.muted_until END
+RETURNING room_id, user_id, role, muted_until, last_read_seq, (xmax = 0) AS inserted
+"""
+JOIN_MEMBER = """
+INSERT INTO members (room_id, user_id, role) VALUES ($1, $2, 'member')
+ON CONFLICT (room_id, user_id) DO NOTHING
+"""
+DELETE_MEMBER = "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING user_id"
+SET_MUTE = """
+UPDATE members SET muted_until = $3 WHERE room_id = $1 AND user_id = $2
+RETURNING room_id, user_id, role, muted_until, last_read_seq
+"""
+SET_READ = """
+UPDATE members SET last_read_seq = greatest(last_read_seq, least($3, r.last_seq))
+FROM rooms r
+WHERE members.room_id = $1 AND members.user_id = $2 AND r.id = members.room_id
+RETURNING members.last_read_seq
+"""
+USER_ROOM_IDS = "SELECT room_id FROM members WHERE user_id = $1"
+USER_ROOMS = """
+SELECT r.id, r.kind, r.name, r.metadata, r.last_seq, r.created_by, r.created_at,
+       m.role, m.muted_until, m.last_read_seq,
+       greatest(r.last_seq - m.last_read_seq, 0) AS unread
+FROM members m JOIN rooms r ON r.id = m.room_id
+WHERE m.user_id = $1
+ORDER BY r.created_at, r.id
+"""
+
+
+async def insert_room(
+    conn: Executor,
+    room_id: str,
+    kind: str,
+    name: str | None,
+    metadata: dict[str, Any],
+    direct_key: str | None,
+    created_by: str | None,
+) -> asyncpg.Record | None:
+    """The new room, or None when the id is taken or a direct room for that pair already exists."""
+    return await conn.fetchrow(INSERT_ROOM, room_id, kind, name, metadata, direct_key, created_by)
+
+
+async def get_room(conn: Executor, room_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_ROOM, room_id)
+
+
+async def get_direct_room(conn: Executor, direct_key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_DIRECT, direct_key)
+
+
+async def delete_room(conn: Executor, room_id: str) -> bool:
+    return await conn.fetchval(DELETE_ROOM, room_id) is not None
+
+
+async def get_member(conn: Executor, room_id: str, user_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_MEMBER, room_id, user_id)
+
+
+async def list_members(conn: Executor, room_id: str) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_MEMBERS, room_id))
+
+
+async def member_ids(conn: Executor, room_id: str) -> list[str]:
+    return [row["user_id"] for row in await conn.fetch(SELECT_MEMBER_IDS, room_id)]
+
+
+async def upsert_member(
+    conn: Executor,
+    room_id: str,
+    user_id: str,
+    role: str | None,
+    muted_until: datetime | None,
+    set_mute: bool,
+) -> asyncpg.Record:
+    """Add or update a member; ``role`` None keeps the current one (new members get 'member')."""
+    row = await conn.fetchrow(UPSERT_MEMBER, room_id, user_id, role or "member", muted_until, role, set_mute)
+    assert row is not None
+    return row
+
+
+async def join(conn: Executor, room_id: str, user_id: str) -> bool:
+    """Make the user a member; False when already one."""
+    return str(await conn.execute(JOIN_MEMBER, room_id, user_id)).endswith(" 1")
+
+
+async def remove_member(conn: Executor, room_id: str, user_id: str) -> bool:
+    return await conn.fetchval(DELETE_MEMBER, room_id, user_id) is not None
+
+
+async def set_mute(conn: Executor, room_id: str, user_id: str, until: datetime | None) -> asyncpg.Record | None:
+    return await conn.fetchrow(SET_MUTE, room_id, user_id, until)
+
+
+async def set_read(conn: Executor, room_id: str, user_id: str, seq: int) -> int | None:
+    """Raise the member's last read seq (never past the room's last); None when not a member."""
+    value = await conn.fetchval(SET_READ, room_id, user_id, seq)
+    return int(value) if value is not None else None
+
+
+async def user_room_ids(conn: Executor, user_id: str) -> list[str]:
+    return [row["room_id"] for row in await conn.fetch(USER_ROOM_IDS, user_id)]
+
+
+async def user_rooms(conn: Executor, user_id: str) -> list[asyncpg.Record]:
+    return list(await conn.fetch(USER_ROOMS, user_id))

@@ -1,0 +1,401 @@
+"""Segment filters: a JSON tree compiled to a parameterised SQL condition over ``users u``.
+
+    {"all": [node, ...]}                       every node holds (an empty list holds for everyone)
+    {"any": [node, ...]}                       at least one node holds
+    {"not": node}                              the node does not hold
+    {"field": f, "op": o, "value": v}          a leaf
+
+The fields and the operators each takes are in :data:`FIELDS`.  Field names are whitelisted and
+attribute keys must match :data:`ATTRIBUTE_KEY`; every value (and every attribute key) travels as a
+bind parameter, so no text of the request is ever spliced into SQL.  Leaves never answer NULL
+(see `_never_null`), so ``not`` is the exact complement.  A ``device.*``
+leaf holds when the user has a valid device for which it holds.
+
+Bad input raises :class:`SegmentError` (code ``invalid_filter``) naming the node, e.g.
+``filter.all[2].value``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from store.db import Executor
+
+MAX_NODES = 200
+MAX_DEPTH = 12
+MAX_LIST = 100
+MAX_TEXT = 1024
+MAX_DAYS = 36_500
+ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+VERSION = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}$")
+
+EQUALITY = ("eq", "ne", "in")
+ORDER = ("gt", "gte", "lt", "lte", "between")
+TIME_OPS = (*ORDER, "within_days", "older_than_days", "exists")
+TEXT_OPS = (*EQUALITY, "exists", "contains")
+
+#: field -> (kind, SQL expression, operators).  Device expressions are over ``dv`` (see _device).
+FIELDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "id": ("text", "u.id", EQUALITY),
+    "timezone": ("text", "u.timezone", TEXT_OPS),
+    "locale": ("text", "u.locale", TEXT_OPS),
+    "marketing_opt_in": ("bool", "u.marketing_opt_in", ("eq", "ne")),
+    "last_active_at": ("time", "u.last_active_at", TIME_OPS),
+    "created_at": ("time", "u.created_at", TIME_OPS),
+    "tags": ("tags", "u.tags", ("contains", "in", "exists")),
+    "device.platform": ("text", "dv.platform", TEXT_OPS),
+    "device.provider": ("text", "dv.provider", TEXT_OPS),
+    "device.environment": ("text", "dv.environment", TEXT_OPS),
+    "device.app_id": ("text", "dv.app_id", TEXT_OPS),
+    "device.locale": ("text", "dv.locale", TEXT_OPS),
+    "device.timezone": ("text", "dv.timezone", TEXT_OPS),
+    "device.app_version": ("version", "dv.app_version", (*TEXT_OPS, *ORDER)),
+    "device.registered_at": ("time", "dv.registered_at", TIME_OPS),
+}
+ATTRIBUTE_OPS = (*EQUALITY, *ORDER, "exists", "contains", "within_days", "older_than_days")
+COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# "1.10.2-beta" -> {1, 10, 2}: compared element by element as numbers (only digits reach the cast).
+VERSION_SQL = "array_remove(string_to_array(regexp_replace({col}, '[^0-9.]', '', 'g'), '.'), '')::numeric[]"
+
+Scalar = str | int | float | bool | None
+
+
+class SegmentError(Exception):
+    """An invalid filter; ``path`` names the node (``filter.any[1].op``)."""
+
+    code = "invalid_filter"
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+        self.fields = {path: message}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A SQL boolean over ``users u`` with its bind values for ``$start`` onwards."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+def compile_filter(tree: object, *, start: int = 1, now: datetime | None = None, path: str = "filter") -> Condition:
+    """Validate ``tree`` and compile it; placeholders are numbered from ``$start``."""
+    compiler = _Compiler(start, now or datetime.now(UTC))
+    sql = compiler.node(tree, path, 0)
+    return Condition(sql, tuple(compiler.args))
+
+
+def validate(tree: object, path: str = "filter") -> None:
+    compile_filter(tree, path=path)
+
+
+class _Compiler:
+    def __init__(self, start: int, now: datetime) -> None:
+        self.start = start
+        self.now = now
+        self.args: list[Any] = []
+        self.nodes = 0
+
+    def param(self, value: Any, cast: str) -> str:
+        self.args.append(value)
+        return f"${self.start + len(self.args) - 1}::{cast}"
+
+    def node(self, node: object, path: str, depth: int) -> str:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise SegmentError(path, f"a filter has at most {MAX_NODES} nodes")
+        if depth > MAX_DEPTH:
+            raise SegmentError(path, f"a filter nests at most {MAX_DEPTH} levels")
+        if not isinstance(node, dict):
+            raise SegmentError(path, "must be an object: {all}, {any}, {not} or {field, op, value}")
+        if "field" in node or "op" in node:
+            return self.leaf(node, path)
+        if len(node) != 1:
+            raise SegmentError(path, "must have exactly one of all, any, not (or be a {field, op, value} leaf)")
+        [(key, value)] = node.items()
+        if key == "not":
+            return f"NOT ({self.node(value, f'{path}.not', depth + 1)})"
+        if key not in ("all", "any"):
+            raise SegmentError(path, f"unknown key {key!r}; use all, any, not or a {{field, op, value}} leaf")
+        if not isinstance(value, list):
+            raise SegmentError(f"{path}.{key}", "must be a list of filters")
+        if not value:
+            if key == "any":
+                raise SegmentError(f"{path}.any", "must not be empty")
+            return "true"
+        parts = [self.node(child, f"{path}.{key}[{i}]", depth + 1) for i, child in enumerate(value)]
+        joiner = " AND " if key == "all" else " OR "
+        return "(" + joiner.join(f"({p})" for p in parts) + ")"
+
+    def leaf(self, node: dict[str, Any], path: str) -> str:
+        unknown = [k for k in node if k not in ("field", "op", "value")]
+        if unknown:
+            raise SegmentError(f"{path}.{unknown[0]}", "unknown key; a leaf has field, op and value")
+        field, op = node.get("field"), node.get("op")
+        if not isinstance(field, str):
+            raise SegmentError(f"{path}.field", "is required (a string)")
+        ops: tuple[str, ...]
+        if field.startswith("attributes."):
+            key = field.removeprefix("attributes.")
+            if not ATTRIBUTE_KEY.match(key):
+                raise SegmentError(f"{path}.field", "an attribute key is 1 to 64 letters, digits or _")
+            kind, expr, ops = "attribute", key, ATTRIBUTE_OPS
+        elif field in FIELDS:
+            kind, expr, ops = FIELDS[field]
+        else:
+            raise SegmentError(f"{path}.field", f"unknown field {field!r}; use attributes.<key> or one of {_names()}")
+        if op not in ops:
+            raise SegmentError(f"{path}.op", f"{field} takes the operators {', '.join(ops)}")
+        assert isinstance(op, str)
+        if "value" not in node and op != "exists":
+            raise SegmentError(f"{path}.value", "is required")
+        value = node.get("value", True)
+        vpath = f"{path}.value"
+        if kind == "attribute":
+            sql = self.attribute(expr, op, value, vpath)
+        elif kind == "tags":
+            sql = self.tags(op, value, vpath)
+        elif kind == "time":
+            sql = self.time(expr, op, value, vpath)
+        elif kind == "bool":
+            sql = f"{expr} {'=' if op == 'eq' else '<>'} {self.param(_bool(value, vpath), 'boolean')}"
+        elif kind == "version" and op in ORDER:
+            sql = self.version(expr, op, value, vpath)
+        else:
+            sql = self.text(expr, op, value, vpath)
+        return _never_null(sql, field, kind, expr, op)
+
+    def text(self, expr: str, op: str, value: object, path: str) -> str:
+        if op == "exists":
+            return f"{expr} IS {'NOT ' if _bool(value, path) else ''}NULL"
+        if op == "in":
+            return f"{expr} = ANY({self.param(_list(value, path, _text), 'text[]')})"
+        text = _text(value, path)
+        if op == "eq":
+            return f"{expr} = {self.param(text, 'text')}"
+        if op == "ne":
+            return f"{expr} IS DISTINCT FROM {self.param(text, 'text')}"
+        return f"strpos(lower({expr}), lower({self.param(text, 'text')})) > 0"  # contains
+
+    def version(self, expr: str, op: str, value: object, path: str) -> str:
+        left = VERSION_SQL.format(col=expr)
+        if op == "between":
+            low, high = _pair(value, path, _version)
+            return f"{left} BETWEEN {self.param(low, 'numeric[]')} AND {self.param(high, 'numeric[]')}"
+        return f"{left} {COMPARE[op]} {self.param(_version(value, path), 'numeric[]')}"
+
+    def time(self, expr: str, op: str, value: object, path: str) -> str:
+        if op == "exists":
+            return f"{expr} IS {'NOT ' if _bool(value, path) else ''}NULL"
+        if op in ("within_days", "older_than_days"):
+            since = self.now - timedelta(days=_days(value, path))
+            return f"{expr} {'>=' if op == 'within_days' else '<'} {self.param(since, 'timestamptz')}"
+        if op == "between":
+            low, high = _pair(value, path, _time)
+            return f"{expr} BETWEEN {self.param(low, 'timestamptz')} AND {self.param(high, 'timestamptz')}"
+        return f"{expr} {COMPARE[op]} {self.param(_time(value, path), 'timestamptz')}"
+
+    def tags(self, op: str, value: object, path: str) -> str:
+        if op == "exists":
+            return f"cardinality(u.tags) {'>' if _bool(value, path) else '='} 0"
+        if op == "contains":
+            return f"u.tags @> {self.param([_text(value, path)], 'text[]')}"
+        return f"u.tags && {self.param(_list(value, path, _text), 'text[]')}"  # in: any of them
+
+    def attribute(self, key: str, op: str, value: object, path: str) -> str:
+        if op in ("eq", "ne"):
+            contained = f"u.attributes @> {self.param({key: _scalar(value, path)}, 'jsonb')}"
+            return contained if op == "eq" else f"NOT ({contained})"
+        if op == "in":
+            values = _list(value, path, _scalar)
+            return "(" + " OR ".join(f"u.attributes @> {self.param({key: v}, 'jsonb')}" for v in values) + ")"
+        item = f"(u.attributes -> {self.param(key, 'text')})"
+        if op == "exists":
+            present = f"({item} IS NOT NULL AND jsonb_typeof({item}) <> 'null')"
+            return present if _bool(value, path) else f"NOT {present}"
+        if op == "contains":
+            text = f"(u.attributes ->> {self.param(key, 'text')})"
+            needle = self.param(_text(value, path), "text")
+            return f"(jsonb_typeof({item}) = 'string' AND strpos(lower({text}), lower({needle})) > 0)"
+        if op in ("within_days", "older_than_days"):
+            since = (self.now - timedelta(days=_days(value, path))).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            return self.ordered(key, item, ">=" if op == "within_days" else "<", since)
+        if op == "between":
+            low, high = _pair(value, path, _orderable)
+            if type(low) is not type(high) and not (isinstance(low, int | float) and isinstance(high, int | float)):
+                raise SegmentError(path, "both ends must be numbers or both strings")
+            return f"({self.ordered(key, item, '>=', low)} AND {self.ordered(key, item, '<=', high)})"
+        return self.ordered(key, item, COMPARE[op], _orderable(value, path))
+
+    def ordered(self, key: str, item: str, sign: str, value: str | int | float) -> str:
+        """Numbers compare as numbers, strings (ISO dates) byte-wise; other types never match."""
+        if isinstance(value, str):
+            text = f"(u.attributes ->> {self.param(key, 'text')})"
+            return f"(jsonb_typeof({item}) = 'string' AND {text} COLLATE \"C\" {sign} {self.param(value, 'text')})"
+        return f"(jsonb_typeof({item}) = 'number' AND {item} {sign} {self.param(value, 'jsonb')})"
+
+
+def _never_null(sql: str, field: str, kind: str, expr: str, op: str) -> str:
+    """``sql`` as a condition that is true or false, never NULL, in a form the planner can still
+    match to an index: ``coalesce(x, false)`` is opaque to it (a GIN or B-tree index then goes
+    unused and a device leaf's EXISTS becomes a sub-plan run per user), so it is kept only where
+    nothing cheaper is exact."""
+    if field.startswith("device."):
+        # EXISTS is never NULL, and a NULL inside counts as false.
+        return f"EXISTS (SELECT 1 FROM devices dv WHERE dv.user_id = u.id AND dv.invalid_at IS NULL AND {sql})"
+    if kind in ("tags", "bool"):
+        return sql  # u.tags and u.marketing_opt_in are NOT NULL
+    if kind == "attribute":
+        # @> on the NOT NULL attributes, and the exists test, are never NULL; the rest may be
+        return sql if op in ("eq", "ne", "in", "exists") else f"coalesce({sql}, false)"
+    if op in ("exists", "ne"):
+        return sql  # IS [NOT] NULL and IS DISTINCT FROM are never NULL
+    return f"({expr} IS NOT NULL AND {sql})"  # over a non-NULL value the comparison is never NULL
+
+
+def _names() -> str:
+    return ", ".join(FIELDS)
+
+
+def _bool(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise SegmentError(path, "must be true or false")
+    return value
+
+
+def _text(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise SegmentError(path, f"must be a string of 1 to {MAX_TEXT} characters")
+    return value
+
+
+def _scalar(value: object, path: str) -> Scalar:
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise SegmentError(path, f"strings are at most {MAX_TEXT} characters")
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    raise SegmentError(path, "must be a JSON scalar (string, number, boolean or null)")
+
+
+def _orderable(value: object, path: str) -> str | int | float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SegmentError(path, "must be a number or a string (ISO 8601 dates compare as strings)")
+    if isinstance(value, str):
+        return _text(value, path)
+    return value
+
+
+def _list(value: object, path: str, item: Any) -> list[Any]:
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_LIST:
+        raise SegmentError(path, f"must be a list of 1 to {MAX_LIST} values")
+    return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+
+def _pair(value: object, path: str, item: Any) -> tuple[Any, Any]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise SegmentError(path, "must be a list of two values [low, high]")
+    return item(value[0], f"{path}[0]"), item(value[1], f"{path}[1]")
+
+
+def _days(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DAYS:
+        raise SegmentError(path, f"must be a whole number of days from 0 to {MAX_DAYS}")
+    return value
+
+
+def _time(value: object, path: str) -> datetime:
+    if not isinstance(value, str):
+        raise SegmentError(path, "must be an ISO 8601 time (2026-01-31T12:00:00Z) or date (2026-01-31)")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SegmentError(path, "must be an ISO 8601 time (2026-01-31T12:00:00Z) or date (2026-01-31)") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _version(value: object, path: str) -> list[int]:
+    if not isinstance(value, str) or not VERSION.match(value):
+        raise SegmentError(path, "must be a version such as 2.10 or 3.1.4")
+    return [int(p) for p in value.split(".")]
+
+
+# --- Counting and sampling (the preview) ---
+
+COUNT_USERS = (
+    "SELECT count(*) AS users, count(*) FILTER (WHERE NOT u.marketing_opt_in) AS opted_out FROM users u WHERE {}"
+)
+COUNT_DEVICES = """
+SELECT count(*) FROM devices d JOIN users u ON u.id = d.user_id WHERE d.invalid_at IS NULL AND ({})
+"""
+SAMPLE = """
+SELECT u.id, u.attributes, u.tags, u.timezone, u.locale, u.marketing_opt_in, u.last_active_at
+FROM users u WHERE {} ORDER BY u.id LIMIT {}
+"""
+
+
+async def count_users(conn: Executor, condition: Condition) -> tuple[int, int]:
+    """(matching users, of them opted out of marketing)."""
+    row = await conn.fetchrow(COUNT_USERS.format(condition.sql), *condition.args)
+    assert row is not None
+    return int(row["users"]), int(row["opted_out"])
+
+
+async def count_devices(conn: Executor, condition: Condition) -> int:
+    """The valid devices of matching users (a campaign sends to every one of them)."""
+    return int(await conn.fetchval(COUNT_DEVICES.format(condition.sql), *condition.args))
+
+
+async def sample(conn: Executor, condition: Condition, limit: int) -> list[asyncpg.Record]:
+    placeholder = f"${len(condition.args) + 1}"
+    return list(await conn.fetch(SAMPLE.format(condition.sql, placeholder), *condition.args, limit))
+
+
+# --- Saved segments ---
+
+COLUMNS = "id, name, filter, created_at, updated_at"
+INSERT = f"INSERT INTO segments (name, filter) VALUES ($1, $2) RETURNING {COLUMNS}"
+SELECT_ONE = f"SELECT {COLUMNS} FROM segments WHERE id = $1"
+UPDATE = f"UPDATE segments SET name = $2, filter = $3, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+DELETE = "DELETE FROM segments WHERE id = $1 RETURNING id"
+PAGE = f"""
+SELECT {COLUMNS} FROM segments
+WHERE $1::uuid IS NULL OR (created_at, id) > (SELECT created_at, id FROM segments WHERE id = $1)
+ORDER BY created_at, id LIMIT $2
+"""
+IN_USE = """
+SELECT EXISTS (SELECT 1 FROM campaigns WHERE segment_id = $1 AND status IN ('draft', 'scheduled', 'running'))
+"""
+
+
+async def insert(conn: Executor, name: str, tree: dict[str, Any]) -> asyncpg.Record:
+    row = await conn.fetchrow(INSERT, name, tree)
+    assert row is not None
+    return row
+
+
+async def get(conn: Executor, segment_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_ONE, segment_id)
+
+
+async def update(conn: Executor, segment_id: str, name: str, tree: dict[str, Any]) -> asyncpg.Record | None:
+    return await conn.fetchrow(UPDATE, segment_id, name, tree)
+
+
+async def delete(conn: Executor, segment_id: str) -> bool:
+    return await conn.fetchval(DELETE, segment_id) is not None
+
+
+async def page(conn: Executor, after: str | None, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(PAGE, after, limit))
+
+
+async def in_use(conn: Executor, segment_id: str) -> bool:
+    """Whether a campaign not yet finished targets this segment."""
+    return bool(await conn.fetchval(IN_USE, segment_id))
