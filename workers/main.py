@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 from typing import Any
 
 import aiohttp
@@ -91,6 +92,23 @@ class ResilientWorker(Worker):
         if self.redis_down:
             log.info("redis is back; the worker takes jobs again")
             self.redis_down = False
+
+    async def close(self) -> None:
+        """arq's ``close``, without its flaw: it gathers the job tasks it has just cancelled, so a job
+        cancelled while arq was recording its end raised ``CancelledError`` out of ``close`` and the
+        shutdown hook (pools, provider connections) never ran. Cancelled jobs are handed back to the
+        queue by arq either way.
+        """
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.aclose()
+        self._pool = None
 
 
 def create_worker(settings: Settings, *, burst: bool = False, handle_signals: bool = True) -> Worker:

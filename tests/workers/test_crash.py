@@ -276,3 +276,40 @@ async def test_worker_without_credentials_or_outbox_exits_with_one_line(env: dic
     assert proc.returncode == 2, (out, err)
     assert len(lines) == 1 and lines[0].startswith("herald: HERALD_PUSH_PROVIDER:"), lines
     assert "HERALD_PUSH_PROVIDER=outbox" in lines[0]
+
+
+async def test_sigterm_hands_the_running_job_back_to_the_next_worker(  # type: ignore[no-untyped-def]
+    api: dict[str, Rest], db, arq: aioredis.Redis, fake_apns: FakeAPNs, push_env, spawn: Spawn, tmp_path: Path
+) -> None:
+    """A worker stopped with SIGTERM mid-notify exits promptly and hands its job back at once: the
+    next worker finishes it without waiting for arq's in-progress key to expire (unlike a kill -9),
+    and the devices that were in flight get the same apns-id again."""
+    tokens = [f"{i:02x}" * 32 for i in range(0x21, 0x27)]
+    for i, token in enumerate(tokens):
+        await register(api, USERS[i % len(USERS)], token, "apns")
+    fake_apns.hold_after(2)  # with 2 at a time: 2 answered, 2 in flight, 2 not started
+    first = spawn(worker_env(push_env, HERALD_PUSH_CONCURRENCY="2", HERALD_JOB_TIMEOUT="30"))
+    notification_id = await notify(api, {"user_ids": list(USERS)})
+    await fake_apns.wait_held(2, within=30)
+    stored = {
+        r["device_token"]: r["apns_id"]
+        for r in await db.fetch(
+            "SELECT device_token, apns_id::text FROM deliveries WHERE notification_id = $1", notification_id
+        )
+    }
+
+    first.send_signal(signal.SIGTERM)
+    exit_code = await asyncio.to_thread(first.wait, 20)
+    assert exit_code == 0, worker_logs(tmp_path)
+    assert not await arq.exists(f"arq:in-progress:notify:{notification_id}"), "the job was not handed back"
+
+    fake_apns.release()
+    spawn(worker_env(push_env, HERALD_PUSH_CONCURRENCY="2"))
+    took = await recover(db, notification_id, tmp_path)
+    assert took < 15, f"the next worker waited {took:.1f} s: the job was not handed back"
+    sent = by_token(fake_apns.requests)
+    assert set(sent) == set(tokens)
+    for token, requests in sent.items():
+        assert {r.apns_id for r in requests} == {stored[token]}, f"{token[:10]}…: one apns-id, the delivery's"
+        assert len(requests) <= 2
+    assert await statuses(db, notification_id) == dict.fromkeys(tokens, "delivered")
