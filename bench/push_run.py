@@ -36,6 +36,7 @@ import asyncpg
 from bench import gen_users, machine, procs, report
 from bench.run import DEFAULT_DATABASE, DEFAULT_REDIS, JS_DIR, ROOT, _service_versions, _with_database
 from store.db import connect
+from store.migrate import load_migrations
 
 HERALD = Path(sys.executable).with_name("herald")
 TEAM_ID, KEY_ID, TOPIC, PROJECT = "TEAM123456", "KEY1234567", "chat.herald.bench", "herald-bench"
@@ -324,9 +325,10 @@ class PushBench:
                 have = await conn.fetchval("SELECT count(*) FROM users")
                 devices = await conn.fetch("SELECT provider, count(*) AS n FROM devices GROUP BY 1 ORDER BY 1")
                 indexed = await conn.fetchval("SELECT count(*) FROM pg_indexes WHERE indexname = 'users_attributes'")
+                version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
             finally:
                 await conn.close()
-            if have == users and indexed:
+            if have == users and indexed and version == load_migrations()[-1].version:
                 return {"users": users, "devices": {r["provider"]: int(r["n"]) for r in devices}, "reused": True}
         made = await gen_users.generate(self.admin_url, name, users)
         _progress(f"generated {users:,} users in {made['total_s']} s")

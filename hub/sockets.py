@@ -189,7 +189,7 @@ class ChatSockets:
             room_id=self._member_room(conn, data),
             sender_id=conn.user_id,
             client_id=payloads.required_id(data, "client_id"),
-            text=payloads.required_text(data, "text", self.hub.settings.max_text_length),
+            text=payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long="too_large"),
             meta=payloads.meta(data),
             reply_to=payloads.integer(data, "reply_to", minimum=1),
         )
@@ -205,16 +205,16 @@ class ChatSockets:
         return {"ok": True, "message": message}
 
     async def message_edit(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
-        room_id = payloads.required_id(data, "room")
+        room_id = self._member_room(conn, data)  # an author who left or was removed no longer writes here
         message_id = payloads.required_integer(data, "id", minimum=1)
-        text = payloads.required_text(data, "text", self.hub.settings.max_text_length)
+        text = payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long="too_large")
         row = await chat.edit(self.hub.pool, room_id, message_id, conn.user_id, text)
         message = render.message(row)
         await self.hub.realtime.to_room("message:updated", room_id, {"room": room_id, "message": message})
         return {"ok": True, "message": message}
 
     async def message_delete(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
-        room_id = payloads.required_id(data, "room")
+        room_id = self._member_room(conn, data)
         message_id = payloads.required_integer(data, "id", minimum=1)
         row = await chat.delete(self.hub.pool, room_id, message_id, conn.user_id)
         message = render.message(row)

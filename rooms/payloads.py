@@ -17,9 +17,37 @@ MAX_META_BYTES = 2048
 
 
 def payload_dict(data: object) -> dict[str, Any]:
+    """The payload as an object whose text PostgreSQL can store (see ``storable``)."""
     if not isinstance(data, dict):
         raise ChatError("invalid_payload", "the payload must be an object")
+    return storable(data)
+
+
+def storable(data: dict[str, Any]) -> dict[str, Any]:
+    """Refuse text PostgreSQL cannot store, naming the field: a NUL character, or a lone surrogate
+    (``"\\ud800"`` in JSON decodes to one; it has no UTF-8 form)."""
+    for field, value in data.items():
+        if _unstorable(field) or _unstorable(value):
+            raise invalid(field, "text must be valid Unicode without NUL characters")
     return data
+
+
+def _unstorable(value: object) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        if value.isascii():
+            return False
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    return False
 
 
 def only(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -51,7 +79,12 @@ def required_id(data: dict[str, Any], field: str) -> str:
     return value
 
 
-def text(data: dict[str, Any], field: str, max_length: int, *, required: bool = True) -> str | None:
+def text(
+    data: dict[str, Any], field: str, max_length: int, *, required: bool = True, too_long: str = "invalid_payload"
+) -> str | None:
+    """A non-blank string of at most ``max_length`` characters. Too long is ``invalid_payload`` (the
+    field's schema says so), or ``too_long`` where the contract names another code (message text).
+    """
     value = data.get(field)
     if value is None:
         if required:
@@ -62,12 +95,12 @@ def text(data: dict[str, Any], field: str, max_length: int, *, required: bool = 
     if not value.strip():
         raise invalid(field, "must not be empty")
     if len(value) > max_length:
-        raise ChatError("too_large", f"{field} is longer than {max_length} characters", fields={field: "too long"})
+        raise ChatError(too_long, f"{field} is longer than {max_length} characters", fields={field: "too long"})
     return value
 
 
-def required_text(data: dict[str, Any], field: str, max_length: int) -> str:
-    value = text(data, field, max_length)
+def required_text(data: dict[str, Any], field: str, max_length: int, *, too_long: str = "invalid_payload") -> str:
+    value = text(data, field, max_length, too_long=too_long)
     assert value is not None
     return value
 

@@ -181,7 +181,7 @@ async def schedule(request: web.Request) -> web.Response:
     """Freeze the audience and start now, at a time, or at a local time in each user's timezone."""
     await require_scope(request, "campaigns")
     row = await campaign_of(request)
-    body = await json_body(request, ("schedule",))
+    body = await json_body(request, ("schedule",), required=False)
     updated = await schedule_draft(hub_of(request), row, body["schedule"] if "schedule" in body else row["schedule"])
     return web.json_response(render(updated))
 
@@ -409,7 +409,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "Schedule a draft: now, at a time, or at a local time in each user's timezone",
             "campaigns",
             {**_ONE, **spec.errors(400, 401, 403, 404, 409, 413, 422)},
-            body=spec.json_body(spec.ref("ScheduleBody"), "optional: a schedule replacing the draft's"),
+            body=spec.json_body(spec.ref("ScheduleBody"), "optional: a schedule replacing the draft's", required=False),
             description=_DESCRIPTION,
         ),
     },

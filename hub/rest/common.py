@@ -74,20 +74,35 @@ async def require_self_or_scope(request: web.Request, user_id: str, scope: str) 
     return who
 
 
-async def json_body(request: web.Request, allowed: tuple[str, ...]) -> dict[str, Any]:
-    """The JSON object in the body, refusing fields outside ``allowed`` (request schemas are strict)."""
+async def json_body(request: web.Request, allowed: tuple[str, ...], *, required: bool = True) -> dict[str, Any]:
+    """The JSON object in the body, refusing fields outside ``allowed`` (request schemas are strict).
+
+    An empty body is refused unless the route documents its body as optional (``required=False``).
+    """
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise HubError("too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
     raw = await request.content.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         raise HubError("too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        if required:
+            raise HubError("invalid_payload", "this route needs a JSON object as its body")
+        raw = b"{}"
     try:
-        body = json.loads(raw or b"{}")
+        body = json.loads(raw)
     except ValueError:
         raise HubError("invalid_payload", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HubError("invalid_payload", "the body must be a JSON object")
-    return payloads.only(body, allowed)
+    return payloads.storable(payloads.only(body, allowed))
+
+
+def path_user_id(request: web.Request) -> str:
+    """The ``{user_id}`` of the path: a user id that cannot exist is answered ``not_found``."""
+    user_id = request.match_info["user_id"]
+    if not payloads.ID_PATTERN.match(user_id):
+        raise HubError("not_found", "no such user: a user id is 1 to 128 letters, digits or _ . : @ -")
+    return user_id
 
 
 def query_int(request: web.Request, name: str, *, minimum: int = 0, maximum: int = 2**62) -> int | None:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hub.errors import HubError
 from hub.rest import spec
-from hub.rest.common import Principal, hub_of, json_body, principal, require_self_or_scope
+from hub.rest.common import Principal, hub_of, json_body, path_user_id, principal, require_self_or_scope
 from push.tokens import token_problem
 from rooms import payloads
 from rooms.render import iso
@@ -93,7 +93,7 @@ async def remove(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/users/{user_id}/devices")
 async def list_devices(request: web.Request) -> web.Response:
-    user_id = request.match_info["user_id"]
+    user_id = path_user_id(request)
     await require_self_or_scope(request, user_id, "devices")
     rows = await device_store.for_user(hub_of(request).pool, user_id)
     return web.json_response({"devices": [render(r) for r in rows]})
@@ -180,7 +180,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "listUserDevices",
             "A user's device tokens, valid or pruned",
             "devices",
-            {"200": spec.json_response("the devices", spec.ref("DeviceList")), **spec.errors(401, 403)},
+            {"200": spec.json_response("the devices", spec.ref("DeviceList")), **spec.errors(401, 403, 404)},
             parameters=[_USER],
         )
     },

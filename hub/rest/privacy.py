@@ -11,7 +11,7 @@ from aiohttp import web
 
 from hub.errors import HubError
 from hub.rest import spec
-from hub.rest.common import hub_of, require_scope, require_self_or_scope
+from hub.rest.common import hub_of, path_user_id, require_scope, require_self_or_scope
 from store import privacy
 
 routes = web.RouteTableDef()
@@ -27,7 +27,7 @@ def _plain(value: Any) -> Any:
 
 @routes.get("/api/v1/users/{user_id}/export")
 async def export(request: web.Request) -> web.Response:
-    user_id = request.match_info["user_id"]
+    user_id = path_user_id(request)
     await require_self_or_scope(request, user_id, "admin")
     found = await privacy.export(hub_of(request).pool, user_id)
     if found is None:
@@ -40,7 +40,7 @@ async def export(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/users/{user_id}")
 async def erase(request: web.Request) -> web.Response:
     await require_scope(request, "admin")
-    user_id = request.match_info["user_id"]
+    user_id = path_user_id(request)
     hub = hub_of(request)
     async with hub.pool.acquire() as conn:
         result = await privacy.erase(conn, user_id)

@@ -163,7 +163,7 @@ async def post_message(request: web.Request) -> web.Response:
         room_id=room_id,
         sender_id=payloads.required_id(body, "sender_id"),
         client_id=payloads.required_id(body, "client_id"),
-        text=payloads.required_text(body, "text", hub.settings.max_text_length),
+        text=payloads.required_text(body, "text", hub.settings.max_text_length, too_long="too_large"),
         meta=payloads.meta(body),
         reply_to=payloads.integer(body, "reply_to", minimum=1),
     )

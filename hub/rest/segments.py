@@ -42,8 +42,8 @@ async def preview(request: web.Request) -> web.Response:
 async def audience(pool: asyncpg.Pool, tree: object, size: int) -> dict[str, Any]:
     """The preview's figures (also the console's live count): raises ``SegmentError`` for a bad filter."""
     condition = compile_filter(tree, now=CLOCK.now())
-    (users, opted_out), devices, sample = await asyncio.gather(
-        store.count_users(pool, condition), store.count_devices(pool, condition), store.sample(pool, condition, size)
+    (users, opted_out, devices), sample = await asyncio.gather(
+        store.count(pool, condition), store.sample(pool, condition, size)
     )
     return {
         "users": users,

@@ -53,8 +53,8 @@ def strict_object(properties: dict[str, Schema], required: Iterable[str] = (), *
     return schema
 
 
-def json_body(schema: Schema, description: str = "") -> dict[str, Any]:
-    body: dict[str, Any] = {"required": True, "content": {JSON: {"schema": schema}}}
+def json_body(schema: Schema, description: str = "", *, required: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {"required": required, "content": {JSON: {"schema": schema}}}
     if description:
         body["description"] = description
     return body

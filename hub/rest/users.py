@@ -8,11 +8,11 @@ from aiohttp import web
 
 from hub.errors import HubError
 from hub.rest import spec
-from hub.rest.common import hub_of, json_body, require_scope, require_self_or_scope
+from hub.rest.common import hub_of, json_body, path_user_id, require_scope, require_self_or_scope
 from hub.rest.rooms import MEMBER_FIELDS, ROOM_FIELDS
 from push.content import LOCALE
 from push.schedule import zone
-from rooms import payloads, render
+from rooms import render
 from rooms.render import iso
 from store import rooms as room_store
 from store import users as user_store
@@ -30,10 +30,11 @@ MAX_TAG_LENGTH = 64
 async def put_profile(request: web.Request) -> web.Response:
     """Set what campaigns target: attributes (JSON scalars), tags, timezone, locale, marketing consent."""
     await require_scope(request, "campaigns")
-    user_id = request.match_info["user_id"]
-    if not payloads.ID_PATTERN.match(user_id):
-        raise HubError("not_found", "a user id is 1 to 128 letters, digits or _ . : @ -")
+    user_id = path_user_id(request)
     body = await json_body(request, PROFILE_BODY)
+    for field in ("attributes", "tags", "marketing_opt_in"):  # absent leaves them as they are; null is no value
+        if field in body and body[field] is None:
+            raise HubError("invalid_payload", f"{field}: must not be null", fields={field: "must not be null"})
     timezone = body.get("timezone")
     if timezone is not None and (not isinstance(timezone, str) or zone(timezone) is None):
         raise HubError("invalid_payload", "timezone: must be an IANA timezone", fields={"timezone": "unknown timezone"})
@@ -106,7 +107,7 @@ def _tags(value: object) -> list[str] | None:
 
 @routes.get("/api/v1/users/{user_id}/rooms")
 async def user_rooms(request: web.Request) -> web.Response:
-    user_id = request.match_info["user_id"]
+    user_id = path_user_id(request)
     await require_self_or_scope(request, user_id, "publish")
     rows = await room_store.user_rooms(hub_of(request).pool, user_id)
     return web.json_response({"rooms": [render.user_room(r) for r in rows]})
@@ -115,7 +116,7 @@ async def user_rooms(request: web.Request) -> web.Response:
 @routes.post("/api/v1/users/{user_id}/disconnect")
 async def disconnect_user(request: web.Request) -> web.Response:
     await require_scope(request, "publish")
-    user_id = request.match_info["user_id"]
+    user_id = path_user_id(request)
     await hub_of(request).realtime.disconnect_user(user_id, "disconnected", "the server closed this session")
     return web.json_response({"user_id": user_id, "disconnected": True}, status=202)
 
@@ -190,7 +191,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "user_rooms",
             "The user's rooms with unread counts",
             "users",
-            {"200": spec.json_response("the rooms", spec.ref("UserRoomList")), **spec.errors(401, 403)},
+            {"200": spec.json_response("the rooms", spec.ref("UserRoomList")), **spec.errors(401, 403, 404)},
             description="API key with the publish scope, or the user's own client JWT.",
         ),
     },
@@ -200,7 +201,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "disconnect_user",
             "Close every socket of the user, on every node",
             "users",
-            {"202": spec.json_response("disconnecting", spec.ref("Disconnected")), **spec.errors(401, 403)},
+            {"202": spec.json_response("disconnecting", spec.ref("Disconnected")), **spec.errors(401, 403, 404)},
             description="API key with the publish scope.",
         ),
     },

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from store import devices
 from store.segments import compile_filter
 from tests.campaigns.conftest import Marketer, apns_token
 
@@ -194,6 +195,40 @@ BAD: list[tuple[Any, str]] = [
     ),
     ({"any": [leaf("id", "eq", str(i)) for i in range(250)]}, "filter.any[199]"),
 ]
+
+
+async def test_device_counts_follow_every_change_of_a_device(
+    marketer: Marketer, people: None, db: asyncpg.Connection
+) -> None:
+    """Previews count devices from a per-user tally kept by triggers: it must follow moves, prunes,
+    re-registrations and removals exactly as a count of the devices themselves would."""
+
+    async def devices_of() -> int:
+        status, answer = await marketer.preview({"all": []})
+        assert status == 200, answer
+        truth = await db.fetchval(
+            "SELECT count(*) FROM devices d JOIN users u ON u.id = d.user_id WHERE d.invalid_at IS NULL"
+        )
+        assert answer["devices"] == truth
+        return int(answer["devices"])
+
+    assert await devices_of() == 4
+    await marketer.device("u4", apns_token(3))  # u3's iPhone now belongs to u4: still 4
+    assert await devices_of() == 4
+    status, answer = await marketer.preview(leaf("attributes.plan", "eq", "team"))
+    assert (answer["users"], answer["devices"]) == (1, 1)
+    await marketer.device("u5", FCM + "5", "fcm", platform="web")  # the pruned token registers again
+    assert await devices_of() == 5
+    await devices.invalidate(db, [(FCM + "2", "Unregistered", None)])  # pruned by a provider's verdict
+    assert await devices_of() == 4
+    await marketer.device("u2", FCM + "2", "fcm", app_version="3.1")  # and back
+    await marketer.device("u2", FCM + "2", "fcm", app_version="3.2")  # an update that changes no count
+    assert await devices_of() == 5
+    status, _ = await marketer.devices.request("DELETE", f"/devices/{apns_token(1)}")
+    assert status == 204
+    assert await devices_of() == 4
+    await db.execute("DELETE FROM users WHERE id = 'u4'")  # its devices go with it
+    assert await devices_of() == 3
 
 
 @pytest.mark.parametrize(("tree", "path"), BAD)
