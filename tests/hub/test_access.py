@@ -1,12 +1,15 @@
 """Who may do what, written from DESIGN.md ("Identities and credentials", the "who | may" table and
 the room rules), not from the app's code: the expected answers are spelled out below as tables.
 
-The world every case starts from (built through the REST API with a ``publish`` key):
+The world every case starts from is the ``world`` fixture of tests/hub/conftest.py:
 
 - ``lobby``: public, members alice (owner);
 - ``secret``: private, members alice (owner), bob (member), dave (admin); one message by alice;
 - ``dm``: direct, alice and bob;
 - carol is authenticated but a member of nothing.
+
+tests/hub/test_access_matrix.py runs every route and event against every credential; this file keeps
+the finer cases (room admins, roles, mute bodies, what an allowed call stores).
 """
 
 from __future__ import annotations
@@ -21,88 +24,7 @@ import pytest
 
 from tests.conftest import token_for
 from tests.helpers import ChatClient
-
-OK = "ok"
-MSG = "<id of alice's message in secret>"
-
-# -- the world ------------------------------------------------------------------------------------
-
-
-async def _call(
-    http: aiohttp.ClientSession, url: str, method: str, path: str, bearer: str | None, body: Any = None
-) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-    kwargs: dict[str, Any] = {"headers": headers}
-    if body is not None:
-        kwargs["json"] = body
-    async with http.request(method, f"{url}/api/v1{path}", **kwargs) as resp:
-        text = await resp.text()
-        return resp.status, (await resp.json() if text else None)
-
-
-async def _setup(http: aiohttp.ClientSession, url: str, key: str, method: str, path: str, body: Any) -> Any:
-    status, answer = await _call(http, url, method, path, key, body)
-    assert status in (200, 201), (method, path, status, answer)
-    return answer
-
-
-@pytest.fixture
-async def world(hub_url: str, api_key: Callable[..., Awaitable[str]]) -> dict[str, Any]:
-    key = await api_key("publish")
-    async with aiohttp.ClientSession() as http:
-        rooms = [
-            {"id": "lobby", "kind": "public", "name": "lobby", "owner": "alice"},
-            {"id": "secret", "kind": "private", "name": "secret", "owner": "alice", "members": ["bob", "dave"]},
-            {"id": "dm", "kind": "direct", "members": ["alice", "bob"]},
-        ]
-        for room in rooms:
-            await _setup(http, hub_url, key, "POST", "/rooms", room)
-        await _setup(http, hub_url, key, "PUT", "/rooms/secret/members/dave", {"role": "admin"})
-        message = await _setup(
-            http,
-            hub_url,
-            key,
-            "POST",
-            "/rooms/secret/messages",
-            {"sender_id": "alice", "client_id": "m1", "text": "alice's words"},
-        )
-        status, dm = await _call(http, hub_url, "GET", "/users/alice/rooms", key)
-        assert status == 200
-    [dm_id] = [r["id"] for r in dm["rooms"] if r["kind"] == "direct"]
-    return {"url": hub_url, "message_id": message["id"], "dm": dm_id}
-
-
-async def _snapshot(db: asyncpg.Connection) -> list[list[tuple[Any, ...]]]:
-    """Everything a refused request must leave untouched."""
-    queries = [
-        "SELECT id, kind, name, last_seq FROM rooms ORDER BY id",
-        "SELECT room_id, user_id, role, muted_until, last_read_seq FROM members ORDER BY room_id, user_id",
-        "SELECT id, room_id, seq, sender_id, text, edited_at, deleted FROM messages ORDER BY id",
-    ]
-    return [[tuple(row) for row in await db.fetch(q)] for q in queries]
-
-
-def _assert_error(body: Any, code: str) -> None:
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
-
-
-def _fill(value: Any, world: dict[str, Any]) -> Any:
-    """Replace the placeholders of a table row with the ids of this test's world."""
-    if value == MSG:
-        return world["message_id"]
-    if value == "<dm>":
-        return world["dm"]
-    if isinstance(value, dict):
-        return {_fill(k, world): _fill(v, world) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, world) for v in value]
-    if isinstance(value, str):
-        return value.replace("<dm>", world["dm"])
-    return value
-
+from tests.hub.conftest import MSG, OK, assert_error, fill, rest_call, snapshot
 
 # -- socket events ----------------------------------------------------------------------------------
 
@@ -156,8 +78,8 @@ async def test_socket_event_rights(
     expected: str,
 ) -> None:
     client = await connect(who)
-    before = await _snapshot(db)
-    ack = await client.call(event, _fill(payload, world))
+    before = await snapshot(db)
+    ack = await client.call(event, fill(payload, world))
     if expected == OK:
         assert ack.get("ok") is True, ack
         if event == "message:delete":
@@ -167,9 +89,9 @@ async def test_socket_event_rights(
             assert await db.fetchval("SELECT text FROM messages WHERE id = $1", world["message_id"]) == "rewritten"
     else:
         assert ack.get("ok") is False, ack
-        _assert_error({"error": ack["error"]}, expected)
+        assert_error({"error": ack["error"]}, expected)
         assert set(ack) == {"ok", "error"}, ack
-        assert await _snapshot(db) == before
+        assert await snapshot(db) == before
     assert client.sio.connected  # a refusal never costs the connection
 
 
@@ -242,18 +164,18 @@ async def test_rest_rights(
     if credential is not None:
         kind, _, name = credential.partition(":")
         bearer = token_for(name) if kind == "jwt" else await api_key(name)
-    before = await _snapshot(db)
+    before = await snapshot(db)
     async with aiohttp.ClientSession() as http:
-        got_status, answer = await _call(http, world["url"], method, _fill(path, world), bearer, body)
+        got_status, answer = await rest_call(http, world["url"], method, fill(path, world), bearer, body)
     assert got_status == status, (got_status, answer)
     if code is not None:
-        _assert_error(answer, code)
-        assert await _snapshot(db) == before
+        assert_error(answer, code)
+        assert await snapshot(db) == before
 
 
 async def test_client_creates_a_private_room_as_its_owner(world: dict[str, Any], db: asyncpg.Connection) -> None:
     async with aiohttp.ClientSession() as http:
-        status, room = await _call(
+        status, room = await rest_call(
             http, world["url"], "POST", "/rooms", token_for("carol"), {"kind": "private", "members": ["erin"]}
         )
     assert status == 201, room
@@ -267,13 +189,13 @@ async def test_client_direct_room_for_the_same_pair_is_the_same_room(
     world: dict[str, Any], db: asyncpg.Connection
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        first_status, first = await _call(
+        first_status, first = await rest_call(
             http, world["url"], "POST", "/rooms", token_for("carol"), {"kind": "direct", "members": ["erin"]}
         )
-        again_status, again = await _call(
+        again_status, again = await rest_call(
             http, world["url"], "POST", "/rooms", token_for("carol"), {"kind": "direct", "members": ["erin"]}
         )
-        other_status, other = await _call(
+        other_status, other = await rest_call(
             http, world["url"], "POST", "/rooms", token_for("erin"), {"kind": "direct", "members": ["carol"]}
         )
     assert (first_status, again_status, other_status) == (201, 200, 200), (first, again, other)
@@ -286,7 +208,9 @@ async def test_client_direct_room_for_the_same_pair_is_the_same_room(
 
 async def test_client_mutes_itself_and_it_is_stored(world: dict[str, Any], db: asyncpg.Connection) -> None:
     async with aiohttp.ClientSession() as http:
-        status, member = await _call(http, world["url"], "PATCH", "/rooms/secret/members/bob", token_for("bob"), MUTE)
+        status, member = await rest_call(
+            http, world["url"], "PATCH", "/rooms/secret/members/bob", token_for("bob"), MUTE
+        )
     assert status == 200, member
     assert member["user_id"] == "bob"
     stored = await db.fetchval("SELECT muted_until FROM members WHERE room_id = 'secret' AND user_id = 'bob'")
