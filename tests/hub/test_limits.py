@@ -1,6 +1,9 @@
-"""Rate limits on connects and REST (per address and per credential), answered with stable codes."""
+"""Rate limits on connects and REST (per address and per credential) and size limits on bodies and
+frames, answered with stable codes."""
 
 from __future__ import annotations
+
+import json
 
 import aiohttp
 import pytest
@@ -68,3 +71,26 @@ async def test_oversized_rest_body_is_too_large(hub_url: str, api_key, size: int
     ):
         assert resp.status == 413
         assert (await resp.json())["error"]["code"] == "too_large"
+
+
+async def test_a_frame_over_the_limit_closes_only_that_connection(start_node, connect) -> None:  # type: ignore[no-untyped-def]
+    """A websocket frame larger than HERALD_MAX_FRAME_BYTES is refused at the transport (close code
+    1009, "message too big") before it is parsed; the node and its other clients carry on."""
+    url = await start_node(HERALD_MAX_FRAME_BYTES="16384", HERALD_MAX_TEXT_LENGTH="1000")
+    bystander = await connect("bob", url=url)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket")
+        await ws.receive_str(timeout=5)  # Engine.IO OPEN
+        await ws.send_str("40" + json.dumps({"token": token_for("mallory")}))
+        while not (await ws.receive_str(timeout=5)).startswith('42["ready"'):
+            pass
+        frame = "421" + json.dumps(["message:send", {"room": "r", "client_id": "c", "text": "x" * 20_000}])
+        await ws.send_str(frame)
+        closing = await ws.receive(timeout=5)
+        while closing.type == aiohttp.WSMsgType.TEXT:  # anything already on its way out
+            closing = await ws.receive(timeout=5)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    ack = await bystander.call("presence", {"room": "nowhere"})
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"  # answered: the node is fine
+    assert bystander.sio.connected
