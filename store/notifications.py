@@ -41,6 +41,21 @@ SELECT id FROM notifications WHERE status <> 'completed' AND created_at < now() 
 ORDER BY created_at LIMIT $2
 """
 OPENED = "UPDATE notifications SET opened = opened + 1 WHERE id = $1 RETURNING opened"
+# A user's first open of a notification sent to one of the user's devices (the device's owner now).
+USER_OPENED = """
+WITH sent AS (
+    SELECT 1 FROM deliveries d JOIN devices v ON v.token = d.device_token
+    WHERE d.notification_id = $1 AND v.user_id = $2 LIMIT 1
+), first AS (
+    INSERT INTO notification_opens (notification_id, user_id)
+    SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM sent)
+    ON CONFLICT DO NOTHING RETURNING 1
+), counted AS (
+    UPDATE notifications SET opened = opened + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM first) RETURNING opened
+)
+SELECT EXISTS (SELECT 1 FROM sent) AS sent,
+       coalesce((SELECT opened FROM counted), (SELECT opened FROM notifications WHERE id = $1)) AS opened
+"""
 COUNTS = "SELECT status, count(*) AS n FROM deliveries WHERE notification_id = $1 GROUP BY status"
 
 INSERT_FOR_CAMPAIGN = """
@@ -132,8 +147,16 @@ async def unfinished(conn: Executor, older_than: float, limit: int) -> list[str]
 
 
 async def mark_opened(conn: Executor, notification_id: str) -> int | None:
+    """Count an open reported by a backend (an API key): each report counts."""
     value = await conn.fetchval(OPENED, notification_id)
     return int(value) if value is not None else None
+
+
+async def mark_opened_by(conn: Executor, notification_id: str, user_id: str) -> int | None:
+    """Count ``user_id``'s open once; None when the notification was not sent to that user."""
+    row = await conn.fetchrow(USER_OPENED, notification_id, user_id)
+    assert row is not None
+    return int(row["opened"]) if row["sent"] else None
 
 
 async def counts(conn: Executor, notification_id: str) -> dict[str, int]:

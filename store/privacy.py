@@ -28,12 +28,13 @@ SELECT d.notification_id, d.device_token, d.status, d.reason, d.updated_at
 FROM deliveries d JOIN devices v ON v.token = d.device_token
 WHERE v.user_id = $1 ORDER BY d.updated_at
 """
+OPENS = "SELECT notification_id, opened_at FROM notification_opens WHERE user_id = $1 ORDER BY opened_at"
 # Erasure keeps room history consistent: the messages stay (seq has no gaps) with their text blanked.
 BLANK_MESSAGES = """
 UPDATE messages SET text = '', meta = '{}'::jsonb, deleted = true, edited_at = coalesce(edited_at, now())
 WHERE sender_id = $1
 """
-DELETE_USER = "DELETE FROM users WHERE id = $1 RETURNING id"  # members and devices cascade
+DELETE_USER = "DELETE FROM users WHERE id = $1 RETURNING id"  # members, devices and opens cascade
 
 
 async def export(conn: Executor, user_id: str) -> dict[str, list[asyncpg.Record]] | None:
@@ -47,6 +48,7 @@ async def export(conn: Executor, user_id: str) -> dict[str, list[asyncpg.Record]
         ("memberships", MEMBERSHIPS),
         ("messages", MESSAGES),
         ("deliveries", DELIVERIES),
+        ("opens", OPENS),
     ):
         found[name] = list(await conn.fetch(sql, user_id))
     return found

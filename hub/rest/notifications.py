@@ -122,8 +122,14 @@ async def opened(request: web.Request) -> web.Response:
     if who.key is not None and not who.has_scope("notify"):
         raise HubError("forbidden", "this needs a client token or an API key with the notify scope")
     row = await _notification(request)
-    count = await store.mark_opened(hub_of(request).pool, str(row["id"]))
-    return web.json_response({"id": str(row["id"]), "opened": count})
+    pool, notification_id = hub_of(request).pool, str(row["id"])
+    if who.user_id is None:
+        count = await store.mark_opened(pool, notification_id)
+    else:  # a client counts once, and only for a notification sent to one of its devices
+        count = await store.mark_opened_by(pool, notification_id, who.user_id)
+        if count is None:
+            raise HubError("not_found", f"notification {notification_id} was not sent to you")
+    return web.json_response({"id": notification_id, "opened": count})
 
 
 async def _notification(request: web.Request) -> Any:
@@ -231,7 +237,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/notifications/{notification_id}/opened": {
         "post": spec.operation(
             "reportNotificationOpened",
-            "A client reports that the user opened the notification",
+            "A client reports that the user opened the notification (counted once per user, and only"
+            " for a notification sent to one of the user's devices); a notify key reports for its users",
             "notifications",
             {"200": spec.json_response("counted", spec.ref("Opened")), **spec.errors(401, 403, 404)},
             parameters=[_ID],

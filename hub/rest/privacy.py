@@ -59,8 +59,9 @@ SCHEMAS: dict[str, spec.Schema] = {
             "memberships": _ROWS,
             "messages": _ROWS,
             "deliveries": _ROWS,
+            "opens": _ROWS,
         },
-        ["user", "devices", "memberships", "messages", "deliveries"],
+        ["user", "devices", "memberships", "messages", "deliveries", "opens"],
     )
 }
 _USER = spec.path_param("user_id", spec.ID, "the user")

@@ -123,3 +123,12 @@ def fill(value: Any, world: dict[str, Any]) -> Any:
         for placeholder, replacement in known.items():
             value = value.replace(placeholder, str(replacement))
     return value
+
+
+async def record_delivered(db: asyncpg.Connection, notification_id: str, token: str) -> None:
+    """What a worker records when it has sent a notification to a device (for tests that run none)."""
+    await db.execute(
+        "INSERT INTO deliveries (notification_id, device_token, provider, status) VALUES ($1, $2, 'apns', 'delivered')",
+        notification_id,
+        token,
+    )

@@ -39,7 +39,7 @@ from hub.openapi import document
 from store import apikeys
 from tests.conftest import token_for
 from tests.helpers import ChatClient
-from tests.hub.conftest import OK, fill, rest_call, rest_setup, snapshot, snapshot_diff
+from tests.hub.conftest import OK, fill, record_delivered, rest_call, rest_setup, snapshot, snapshot_diff
 from tests.hub.test_auth import _refusal
 
 # -- credentials ------------------------------------------------------------------------------------
@@ -178,9 +178,15 @@ ROWS: list[Row] = [
     # -- notifications. notify key: "notifications, their status".
     Row("POST", "/notifications", {}, may(NOTIFY), PUSH),
     Row("GET", "/notifications/{notification_id}", NOTIFICATION, may(NOTIFY)),
-    # Not in DESIGN.md's table: the route's own contract (its OpenAPI summary, "a client reports that the
-    # user opened the notification") lets any client JWT report an open, and the notify key.
-    Row("POST", "/notifications/{notification_id}/opened", NOTIFICATION, may(SELF, OTHER, NOTIFY)),
+    # Not in DESIGN.md's table: the route's own contract (its OpenAPI summary) lets a client report an
+    # open of a notification sent to one of its devices (bob's), not another's (404), and the notify key.
+    Row(
+        "POST",
+        "/notifications/{notification_id}/opened",
+        NOTIFICATION,
+        may(SELF, NOTIFY),
+        refused={OTHER: NOT_FOUND},
+    ),
     # -- segments and campaigns. campaigns key: "segments, campaigns, their stats".
     Row("POST", "/segments/preview", {}, may(CAMPAIGNS), {"filter": BETA}),
     Row("POST", "/segments", {}, may(CAMPAIGNS), SEGMENT),
@@ -396,6 +402,7 @@ async def matrix(world: dict[str, Any], api_key: Callable[..., Awaitable[str]], 
             assert status == 204, answer
         await post("/devices", BOB_IPHONE)
         places["<notification>"] = (await post("/notifications", PUSH))["id"]
+        await record_delivered(db, places["<notification>"], BOB_TOKEN)  # sent to bob's iPhone
         places["<segment>"] = (await post("/segments", SEGMENT))["id"]
         places["<campaign>"] = (await post("/campaigns", CAMPAIGN))["id"]
     return Matrix(url=url, world=world, keys=keys)

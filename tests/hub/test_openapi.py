@@ -21,6 +21,7 @@ from config import Settings
 from hub.app import create_app
 from hub.openapi import document
 from tests.conftest import token_for
+from tests.hub.conftest import record_delivered
 
 DOC_URI = "urn:herald:openapi"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
@@ -307,7 +308,7 @@ def _code(body: Any) -> str:
     return str(body["error"]["code"])
 
 
-async def test_real_responses_match_the_document(start_node, api_key, contract: Contract) -> None:
+async def test_real_responses_match_the_document(start_node, api_key, db, contract: Contract) -> None:  # type: ignore[no-untyped-def]
     hub_url = await start_node(HERALD_PUSH_PROVIDER="outbox")
     key = await api_key("publish")
     other_key = await api_key("notify")
@@ -572,7 +573,16 @@ async def test_real_responses_match_the_document(start_node, api_key, contract: 
         assert (status, _code(body)) == (404, "not_found")
         opened = "/api/v1/notifications/{notification_id}/opened"
         status, body = await api("POST", opened, auth=alice, notification_id=notification_id)
+        assert (status, _code(body)) == (404, "not_found")  # nothing was sent to alice yet
+        await record_delivered(db, notification_id, "ab" * 32)  # sent to alice's iPhone
+        status, body = await api("POST", opened, auth=alice, notification_id=notification_id)
         assert (status, body["opened"]) == (200, 1)
+        status, body = await api("POST", opened, auth=alice, notification_id=notification_id)
+        assert (status, body["opened"]) == (200, 1)  # once per user
+        status, body = await api("POST", opened, auth=bob, notification_id=notification_id)
+        assert (status, _code(body)) == (404, "not_found")  # not sent to bob
+        status, body = await api("POST", opened, auth=other_key, notification_id=notification_id)
+        assert (status, body["opened"]) == (200, 2)  # a backend reports for its users: each report counts
         status, body = await api("POST", opened, auth=key, notification_id=notification_id)
         assert (status, _code(body)) == (403, "forbidden")
         status, body = await api("GET", "/api/v1/dev/outbox", auth=admin_key)
