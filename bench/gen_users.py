@@ -50,6 +50,11 @@ def user_id(i: int) -> str:
     return f"u{i:08d}"
 
 
+def device_count(i: int) -> int:
+    """Every user has a device, every fifth a second one."""
+    return 2 if i % 5 == 0 else 1
+
+
 def device_token(provider: str, i: int, j: int) -> str:
     """APNs tokens are 64 hex digits; FCM ones are opaque text."""
     return f"{i:056x}{j:08x}" if provider == "apns" else f"fcm:{i:09d}:{j}:bench-registration-token"
@@ -93,12 +98,12 @@ async def _chunks(users: int, seed: int, kind: str) -> AsyncIterator[bytes]:
                         opt_in,
                         created.isoformat(),
                         _text(active.isoformat() if active else None),
-                        "2" if i % 5 == 0 else "1",  # valid_devices: the devices made below
+                        str(device_count(i)),  # valid_devices: the devices made below
                     )
                 )
             )
         else:
-            for j in range(2 if i % 5 == 0 else 1):  # keep users.valid_devices above in step
+            for j in range(device_count(i)):
                 provider = "apns" if rng.random() < 0.5 else "fcm"
                 platform = "ios" if provider == "apns" else "android"
                 registered = NOW - timedelta(days=rng.randint(1, 400))
