@@ -17,6 +17,7 @@ import json
 import random
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,20 @@ def user_id(i: int) -> str:
 def device_count(i: int) -> int:
     """Every user has a device, every fifth a second one."""
     return 2 if i % 5 == 0 else 1
+
+
+def device_provider(i: int, j: int) -> str:
+    """About half the devices push through APNs (iOS), the rest through FCM (Android)."""
+    return "apns" if zlib.crc32(f"{i}:{j}".encode()) & 1 else "fcm"
+
+
+def device_platform(provider: str) -> str:
+    return "ios" if provider == "apns" else "android"
+
+
+def device_platforms(i: int) -> str:
+    """users.device_platforms of user ``i`` in COPY's text format: its devices' platforms, sorted."""
+    return "{" + ",".join(sorted({device_platform(device_provider(i, j)) for j in range(device_count(i))})) + "}"
 
 
 def device_token(provider: str, i: int, j: int) -> str:
@@ -98,14 +113,15 @@ async def _chunks(users: int, seed: int, kind: str) -> AsyncIterator[bytes]:
                         opt_in,
                         created.isoformat(),
                         _text(active.isoformat() if active else None),
-                        str(device_count(i)),  # valid_devices: the devices made below
+                        str(device_count(i)),  # valid_devices and device_platforms: the devices made below
+                        device_platforms(i),
                     )
                 )
             )
         else:
             for j in range(device_count(i)):
-                provider = "apns" if rng.random() < 0.5 else "fcm"
-                platform = "ios" if provider == "apns" else "android"
+                provider = device_provider(i, j)
+                platform = device_platform(provider)
                 registered = NOW - timedelta(days=rng.randint(1, 400))
                 lines.append(
                     "\t".join(
@@ -141,6 +157,7 @@ USER_COLUMNS = [
     "created_at",
     "last_active_at",
     "valid_devices",
+    "device_platforms",
 ]
 DEVICE_COLUMNS = [
     "token",
@@ -189,7 +206,7 @@ async def generate(admin_url: str, database: str, users: int, *, seed: int = 1) 
             await conn.execute(f'DROP INDEX "{row["indexname"]}"')
         await conn.execute("ALTER TABLE devices DROP CONSTRAINT IF EXISTS devices_user_id_fkey")
         await conn.copy_to_table("users", source=_chunks(users, seed, "users"), columns=USER_COLUMNS)
-        # users.valid_devices is written above: the triggers that keep it are left out of the load.
+        # users.valid_devices and device_platforms are written above: their triggers sit out the load.
         await conn.execute("SET session_replication_role = replica")
         await conn.copy_to_table("devices", source=_chunks(users, seed, "devices"), columns=DEVICE_COLUMNS)
         await conn.execute("RESET session_replication_role")

@@ -9,7 +9,8 @@ The fields and the operators each takes are in :data:`FIELDS`.  Field names are 
 attribute keys must match :data:`ATTRIBUTE_KEY`; every value (and every attribute key) travels as a
 bind parameter, so no text of the request is ever spliced into SQL.  Leaves never answer NULL
 (see `_never_null`), so ``not`` is the exact complement.  A ``device.*``
-leaf holds when the user has a valid device for which it holds.
+leaf holds when the user has a valid device for which it holds; ``device.platform`` is answered
+from ``users.device_platforms`` (kept by triggers, migration 0007) without reading ``devices``.
 
 Bad input raises :class:`SegmentError` (code ``invalid_filter``) naming the node, e.g.
 ``filter.all[2].value``.
@@ -168,6 +169,8 @@ class _Compiler:
             sql = f"{expr} {'=' if op == 'eq' else '<>'} {self.param(_bool(value, vpath), 'boolean')}"
         elif kind == "version" and op in ORDER:
             sql = self.version(expr, op, value, vpath)
+        elif field == "device.platform":
+            return self.platform(op, value, vpath)
         else:
             sql = self.text(expr, op, value, vpath)
         return _never_null(sql, field, kind, expr, op)
@@ -183,6 +186,23 @@ class _Compiler:
         if op == "ne":
             return f"{expr} IS DISTINCT FROM {self.param(text, 'text')}"
         return f"strpos(lower({expr}), lower({self.param(text, 'text')})) > 0"  # contains
+
+    def platform(self, op: str, value: object, path: str) -> str:
+        """A device.platform leaf over the user's valid devices' platforms (``u.device_platforms``,
+        sorted, no NULLs): the array operators are never NULL and, for ``contains`` aside, can use a
+        GIN index."""
+        platforms = "u.device_platforms"
+        if op == "exists":  # platform is NOT NULL: every valid device has one
+            return f"cardinality({platforms}) > 0" if _bool(value, path) else "false"
+        if op == "in":
+            return f"{platforms} && {self.param(_list(value, path, _text), 'text[]')}"
+        if op == "contains":
+            needle = self.param(_text(value, path), "text")
+            return f"EXISTS (SELECT 1 FROM unnest({platforms}) p WHERE strpos(lower(p), lower({needle})) > 0)"
+        one = self.param([_text(value, path)], "text[]")
+        if op == "eq":
+            return f"{platforms} @> {one}"
+        return f"NOT ({platforms} <@ {one})"  # ne: a device of another platform
 
     def version(self, expr: str, op: str, value: object, path: str) -> str:
         left = VERSION_SQL.format(col=expr)

@@ -96,6 +96,9 @@ CASES: list[tuple[str, Any, set[str]]] = [
     ("device platform", leaf("device.platform", "eq", "ios"), {"u1", "u3"}),
     ("device platform in", leaf("device.platform", "in", ["android", "web"]), {"u2", "u3"}),
     ("pruned devices never match", leaf("device.platform", "eq", "web"), set()),
+    ("device platform ne (another device counts)", leaf("device.platform", "ne", "ios"), {"u2", "u3"}),
+    ("device platform contains", leaf("device.platform", "contains", "DRO"), {"u2", "u3"}),
+    ("device platform not exists", leaf("device.platform", "exists", False), set()),
     ("device provider ne", leaf("device.provider", "ne", "apns"), {"u2", "u3"}),
     ("device environment", leaf("device.environment", "eq", "sandbox"), {"u3"}),
     ("device locale contains", leaf("device.locale", "contains", "fr"), {"u1"}),
@@ -210,7 +213,18 @@ async def test_device_counts_follow_every_change_of_a_device(
             "SELECT count(*) FROM devices d JOIN users u ON u.id = d.user_id WHERE d.invalid_at IS NULL"
         )
         assert answer["devices"] == truth
-        return int(answer["devices"])
+        total = int(answer["devices"])
+        # device.platform leaves read a per-user summary too: it must match the devices themselves
+        for platform in ("ios", "android", "web"):
+            for op in ("eq", "ne"):
+                status, answer = await marketer.preview(leaf("device.platform", op, platform), sample_size=50)
+                truth = await db.fetch(
+                    "SELECT DISTINCT user_id FROM devices WHERE invalid_at IS NULL AND user_id IS NOT NULL"
+                    f" AND platform {'=' if op == 'eq' else '<>'} $1 ORDER BY 1",
+                    platform,
+                )
+                assert [u["id"] for u in answer["sample"]] == [r["user_id"] for r in truth], (platform, op)
+        return total
 
     assert await devices_of() == 4
     await marketer.device("u4", apns_token(3))  # u3's iPhone now belongs to u4: still 4
@@ -224,6 +238,10 @@ async def test_device_counts_follow_every_change_of_a_device(
     await marketer.device("u2", FCM + "2", "fcm", app_version="3.1")  # and back
     await marketer.device("u2", FCM + "2", "fcm", app_version="3.2")  # an update that changes no count
     assert await devices_of() == 5
+    await marketer.device("u2", FCM + "2", "fcm", platform="web")  # the same token, now a web push
+    assert await devices_of() == 5
+    status, answer = await marketer.preview(leaf("device.platform", "eq", "web"))
+    assert (answer["users"], answer["devices"]) == (2, 2)  # u2 and u5
     status, _ = await marketer.devices.request("DELETE", f"/devices/{apns_token(1)}")
     assert status == 204
     assert await devices_of() == 4
