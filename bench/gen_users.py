@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import sys
 import time
-import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,7 +58,7 @@ def device_count(i: int) -> int:
 
 def device_provider(i: int, j: int) -> str:
     """About half the devices push through APNs (iOS), the rest through FCM (Android)."""
-    return "apns" if zlib.crc32(f"{i}:{j}".encode()) & 1 else "fcm"
+    return "apns" if hashlib.blake2b(b"%d:%d" % (i, j), digest_size=1).digest()[0] & 1 else "fcm"
 
 
 def device_platform(provider: str) -> str:
