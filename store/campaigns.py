@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from store.db import Executor
+from store.db import Executor, fetch_one
 from store.segments import Condition
 
 STATUSES = ("draft", "scheduled", "running", "completed", "cancelled")
@@ -253,7 +253,9 @@ async def audience_batch(
 
 
 async def count_audience(conn: Executor, condition: Condition) -> int:
-    return int(await conn.fetchval(COUNT_AUDIENCE.format(condition.sql), *condition.args))
+    row = await fetch_one(conn, COUNT_AUDIENCE.format(condition.sql), *condition.args)
+    assert row is not None
+    return int(row[0])
 
 
 async def recent_sends(conn: Executor, user_ids: list[str], since: datetime) -> dict[str, int]:

@@ -55,3 +55,15 @@ async def connect(database_url: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(database_url)
     await _init_connection(conn)
     return conn
+
+
+async def fetch_one(conn: Executor, query: str, *args: Any) -> asyncpg.Record | None:
+    """The first row of ``query``, like ``fetchrow`` but free to run in parallel.
+
+    asyncpg's ``fetchrow`` and ``fetchval`` ask for one row with a row limit on the Execute
+    message, and PostgreSQL never plans a parallel query for a portal run with a limit: a count
+    over a million users took 220 ms that way and 130 ms with its two parallel workers.  Use this
+    for aggregates over large tables.
+    """
+    rows = await conn.fetch(query, *args)
+    return rows[0] if rows else None

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from store.db import Executor
+from store.db import Executor, fetch_one
 
 MAX_NODES = 200
 MAX_DEPTH = 12
@@ -364,7 +364,7 @@ FROM users u WHERE {} ORDER BY u.id LIMIT {}
 async def count(conn: Executor, condition: Condition) -> tuple[int, int, int]:
     """(matching users, of them opted out of marketing, their valid devices: a campaign sends to
     every one of them)."""
-    row = await conn.fetchrow(COUNT.format(condition.sql), *condition.args)
+    row = await fetch_one(conn, COUNT.format(condition.sql), *condition.args)
     assert row is not None
     return int(row["users"]), int(row["opted_out"]), int(row["devices"])
 
