@@ -12,7 +12,7 @@ WHERE d.user_id = u.id;
 
 -- One trigger now keeps both summaries (valid_devices from 0005, device_platforms) by computing
 -- them again for each user a device change touches: exact whatever the change, and cheap, as a
--- user has a few devices (read through devices_user).
+-- user has a few devices (read through the index devices_valid_user).
 DROP TRIGGER devices_count_valid_added_or_removed ON devices;
 DROP TRIGGER devices_count_valid_changed ON devices;
 DROP FUNCTION devices_count_valid();
