@@ -62,7 +62,7 @@ class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._outgoing.append((self.json.dumps(data), done))
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
-        await asyncio.shield(done)
+        await done  # a caller cancelled meanwhile cancels only its wait: the message still goes out
 
     async def _flush(self) -> None:
         batch: list[tuple[str, asyncio.Future[None]]] = []

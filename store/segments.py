@@ -40,7 +40,8 @@ ORDER = ("gt", "gte", "lt", "lte", "between")
 TIME_OPS = (*ORDER, "within_days", "older_than_days", "exists")
 TEXT_OPS = (*EQUALITY, "exists", "contains")
 
-#: field -> (kind, SQL expression, operators).  Device expressions are over ``dv`` (see _device).
+#: field -> (kind, SQL expression, operators).  Device expressions are over ``dv`` (see _never_null),
+#: but device.platform, which reads the user's own summary ``u.device_platforms`` (migration 0007).
 FIELDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "id": ("text", "u.id", EQUALITY),
     "timezone": ("text", "u.timezone", TEXT_OPS),
@@ -49,7 +50,7 @@ FIELDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "last_active_at": ("time", "u.last_active_at", TIME_OPS),
     "created_at": ("time", "u.created_at", TIME_OPS),
     "tags": ("tags", "u.tags", ("contains", "in", "exists")),
-    "device.platform": ("text", "dv.platform", TEXT_OPS),
+    "device.platform": ("platforms", "u.device_platforms", TEXT_OPS),
     "device.provider": ("text", "dv.provider", TEXT_OPS),
     "device.environment": ("text", "dv.environment", TEXT_OPS),
     "device.app_id": ("text", "dv.app_id", TEXT_OPS),
@@ -169,8 +170,8 @@ class _Compiler:
             sql = f"{expr} {'=' if op == 'eq' else '<>'} {self.param(_bool(value, vpath), 'boolean')}"
         elif kind == "version" and op in ORDER:
             sql = self.version(expr, op, value, vpath)
-        elif field == "device.platform":
-            return self.platform(op, value, vpath)
+        elif kind == "platforms":
+            sql = self.platforms(expr, op, value, vpath)
         else:
             sql = self.text(expr, op, value, vpath)
         return _never_null(sql, field, kind, expr, op)
@@ -187,11 +188,10 @@ class _Compiler:
             return f"{expr} IS DISTINCT FROM {self.param(text, 'text')}"
         return f"strpos(lower({expr}), lower({self.param(text, 'text')})) > 0"  # contains
 
-    def platform(self, op: str, value: object, path: str) -> str:
+    def platforms(self, platforms: str, op: str, value: object, path: str) -> str:
         """A device.platform leaf over the user's valid devices' platforms (``u.device_platforms``,
         sorted, no NULLs): the array operators are never NULL and, for ``contains`` aside, can use a
         GIN index."""
-        platforms = "u.device_platforms"
         if op == "exists":  # platform is NOT NULL: every valid device has one
             return f"cardinality({platforms}) > 0" if _bool(value, path) else "false"
         if op == "in":
@@ -267,11 +267,11 @@ def _never_null(sql: str, field: str, kind: str, expr: str, op: str) -> str:
     match to an index: ``coalesce(x, false)`` is opaque to it (a GIN or B-tree index then goes
     unused and a device leaf's EXISTS becomes a sub-plan run per user), so it is kept only where
     nothing cheaper is exact."""
+    if kind in ("tags", "bool", "platforms"):
+        return sql  # u.tags, u.marketing_opt_in and u.device_platforms are NOT NULL
     if field.startswith("device."):
         # EXISTS is never NULL, and a NULL inside counts as false.
         return f"EXISTS (SELECT 1 FROM devices dv WHERE dv.user_id = u.id AND dv.invalid_at IS NULL AND {sql})"
-    if kind in ("tags", "bool"):
-        return sql  # u.tags and u.marketing_opt_in are NOT NULL
     if kind == "attribute":
         # @> on the NOT NULL attributes, and the exists test, are never NULL; the rest may be
         return sql if op in ("eq", "ne", "in", "exists") else f"coalesce({sql}, false)"
