@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ReconnectHandler = Callable[[], Awaitable[None]]
 CONTROL_PREFIX = b'{"herald"'
+EMIT_PREFIX = b'{"method": "emit"'
 
 
 class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -139,10 +140,17 @@ class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             await asyncio.gather(*slow, return_exceptions=True)
 
     async def _listen(self) -> AsyncIterator[Any]:
+        # This node's own broadcasts come back on the channel; python-socketio would parse each one
+        # to find its host_id and drop it. An emit ends with its host_id, so they are dropped here
+        # unparsed (callbacks, which are addressed by host_id, start otherwise and are kept).
+        own_emit = f'"host_id": "{self.host_id}"}}'.encode()
         async for data in super()._listen():
-            if isinstance(data, bytes) and data.startswith(CONTROL_PREFIX):
-                await self._dispatch_control(data)
-                continue
+            if isinstance(data, bytes):
+                if data.startswith(CONTROL_PREFIX):
+                    await self._dispatch_control(data)
+                    continue
+                if data.startswith(EMIT_PREFIX) and data.endswith(own_emit):
+                    continue
             yield data
 
     async def _dispatch_control(self, data: bytes) -> None:

@@ -36,46 +36,104 @@ from h2.events import (
 )
 from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes
+from hpack.table import HeaderTable
 
 MAX_STREAM_ID = 2**30  # start a fresh connection long before h2's 2**31 - 1
 RECEIVE_WINDOW = 16 * 1024 * 1024  # bytes the server may send before we acknowledge
 
 
-class LiteralEncoder:
-    """HPACK without the dynamic table, in place of h2's encoder.
+class LeanEncoder:
+    """HPACK for a client sending many requests alike, in place of h2's encoder.
 
-    Every header is sent as an indexed static entry when it is one (``:method: POST``), else as a
-    literal "without indexing" (the name from the static table when it is there), without Huffman
-    coding. No state is shared with the server's decoder, so each header's bytes depend on the
-    header alone and are cached: a request is a few dictionary look-ups and one join, where h2's
-    encoder searched its tables and Huffman-coded every value (the 200-byte provider JWT too).
-    A few bytes more per request on the wire, much less CPU on both ends.
+    - Headers that stay the same on a connection (``INDEXED``: the provider token, the topic...)
+      are added to the dynamic table the first time and sent as a one-byte index after that, so
+      neither end handles the 200-byte JWT again until it changes.
+    - Any other header is sent as an indexed static entry when it is one (``:method: POST``), else
+      as a literal "without indexing" (the name from the static table when it is there).
+    - No Huffman coding: a few bytes more on the wire, much less CPU.
+
+    The table is kept as the server's decoder keeps it (RFC 7541: insertion, eviction of the
+    oldest, entries larger than the table). When the server's SETTINGS lower the table size below
+    the one in use, the next header block starts with a size update and the table shrinks.
+    Literal encodings are cached per header, except for ``UNCACHED`` names, whose values change on
+    every request.
     """
 
     MAX_CACHED = 4096
-    #: headers whose values change on every request: encoded each time, never cached
+    DEFAULT_TABLE_SIZE = 4096  # RFC 7541's initial size; never grown (that would need a signal)
+    INDEXED = frozenset([b":authority", b"authorization", b"apns-topic", b"apns-push-type", b"content-type"])
     UNCACHED = frozenset([b":path", b"apns-id", b"content-length", b"apns-expiration"])
 
     def __init__(self) -> None:
-        self.header_table_size = 4096  # set by h2 when the server's SETTINGS change it; unused
         self._cache: dict[tuple[bytes | str, bytes | str], bytes] = {}
+        self._capacity = self.DEFAULT_TABLE_SIZE
+        self._size_update: int | None = None  # to signal at the start of the next block
+        self._entries: deque[tuple[tuple[bytes, bytes], int, int]] = deque()  # (header, size, insertion), oldest first
+        self._where: dict[tuple[bytes, bytes], int] = {}  # header -> its insertion number, while in the table
+        self._used = 0  # bytes the entries take, as RFC 7541 counts them
+        self._inserted = 0
+
+    @property
+    def header_table_size(self) -> int:
+        return self._capacity
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        """The server's SETTINGS_HEADER_TABLE_SIZE (set by h2): shrink to it when it is smaller."""
+        if value < self._capacity:
+            self._capacity = value
+            self._size_update = value
+            self._evict(0)
 
     def encode(self, headers: list[tuple[bytes | str, bytes | str]], huffman: bool = False) -> bytes:
-        cache = self._cache
         parts = []
+        if self._size_update is not None:
+            parts.append(_hpack_integer(self._size_update, 5, 0x20))
+            self._size_update = None
+        cache = self._cache
         for header in headers:
+            name = header[0] if isinstance(header[0], bytes) else header[0].encode()
+            if name in self.INDEXED and (pair := (name, _as_bytes(header[1]))) not in _STATIC_PAIRS:
+                parts.append(self._indexed(pair))
+                continue
             encoded = cache.get(header)
             if encoded is None:
-                name, value = header
-                if isinstance(name, str):  # h2 with normalisation off passes str through as given
-                    name = name.encode()
-                if isinstance(value, str):
-                    value = value.encode()
-                encoded = _literal(name, value)
-                if header[0] not in self.UNCACHED and len(cache) < self.MAX_CACHED:
+                encoded = _literal(name, _as_bytes(header[1]))
+                if name not in self.UNCACHED and len(cache) < self.MAX_CACHED:
                     cache[header] = encoded
             parts.append(encoded)
         return b"".join(parts)
+
+    def _indexed(self, pair: tuple[bytes, bytes]) -> bytes:
+        """The header as an index into the dynamic table, added to it first when it is not there."""
+        insertion = self._where.get(pair)
+        if insertion is not None:
+            return _hpack_integer(len(_STATIC_TABLE_ENTRIES) + 1 + self._inserted - insertion, 7, 0x80)
+        name, value = pair
+        name_index = _STATIC_NAMES.get(name)
+        head = _hpack_integer(name_index, 6, 0x40) if name_index else b"\x40" + _hpack_integer(len(name), 7, 0) + name
+        size = len(name) + len(value) + 32
+        if size > self._capacity:
+            self._evict(self._capacity)  # RFC 7541 4.4: the table empties and keeps nothing
+        else:
+            self._evict(size)
+            self._inserted += 1
+            self._entries.append((pair, size, self._inserted))
+            self._where[pair] = self._inserted
+            self._used += size
+        return head + _hpack_integer(len(value), 7, 0) + value
+
+    def _evict(self, room: int) -> None:
+        """Drop the oldest entries until ``room`` more bytes fit."""
+        while self._entries and self._used + room > self._capacity:
+            pair, size, insertion = self._entries.popleft()
+            self._used -= size
+            if self._where.get(pair) == insertion:
+                del self._where[pair]
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _hpack_integer(value: int, prefix_bits: int, first: int) -> bytes:
@@ -102,17 +160,16 @@ def _literal(name: bytes, value: bytes) -> bytes:
 
 
 def _static_tables() -> tuple[dict[tuple[bytes, bytes], int], dict[bytes, int]]:
-    from hpack.table import HeaderTable
-
     pairs: dict[tuple[bytes, bytes], int] = {}
     names: dict[bytes, int] = {}
-    for i, (name, value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
+    for i, (name, value) in enumerate(_STATIC_TABLE_ENTRIES, start=1):
         if value:
             pairs.setdefault((name, value), i)
         names.setdefault(name, i)
     return pairs, names
 
 
+_STATIC_TABLE_ENTRIES: tuple[tuple[bytes, bytes], ...] = HeaderTable.STATIC_TABLE
 _STATIC_PAIRS, _STATIC_NAMES = _static_tables()
 
 
@@ -177,7 +234,7 @@ class _Connection(asyncio.Protocol):
             normalize_inbound_headers=False,
         )
         self.h2 = _CountingH2Connection(config, self)
-        self.h2.encoder = LiteralEncoder()  # type: ignore[assignment]
+        self.h2.encoder = LeanEncoder()  # type: ignore[assignment]
         self._flush_scheduled = False
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}

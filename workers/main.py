@@ -130,7 +130,10 @@ def create_worker(settings: Settings, *, burst: bool = False, handle_signals: bo
             # those deliveries are then sent again with the same apns-id and collapse id (replaced,
             # not duplicated), as after a worker crash. Creating work stays synchronous.
             bookkeeping=await create_pool(
-                database_url, size=settings.db_pool_size, server_settings={"synchronous_commit": "off"}
+                database_url,
+                size=settings.db_pool_size,
+                plain_statements=True,  # single updates: nothing to reset on release
+                server_settings={"synchronous_commit": "off"},
             ),
             redis=redis,
             arq=ctx["redis"],

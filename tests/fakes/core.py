@@ -57,9 +57,15 @@ class Request:
     headers: list[tuple[str, str]]  # lower-case names in arrival order, pseudo-headers left out
     body: bytes
     http2: bool
+    _first: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
+        """The first value of ``name`` (a lower-case name)."""
+        if self._first is None:  # built once: a request's checks look up about ten headers
+            self._first = {}
+            for key, value in self.headers:
+                self._first.setdefault(key, value)
+        return self._first.get(name)
 
     def header_dict(self) -> dict[str, str]:
         return dict(self.headers)
@@ -252,9 +258,9 @@ class _Connection(asyncio.Protocol):
         )
         conn = _CountingServerConnection(config, self) if lean else H2Connection(config)
         if lean:
-            from push.h2client import LiteralEncoder
+            from push.h2client import LeanEncoder
 
-            conn.encoder = LiteralEncoder()  # type: ignore[assignment]
+            conn.encoder = LeanEncoder()  # type: ignore[assignment]
         # Advertise MAX_CONCURRENT_STREAMS in a second SETTINGS frame: h2 enforces it only once the
         # client has acknowledged it, as RFC 9113 allows clients to open streams before that.
         del conn.local_settings[SettingCodes.MAX_CONCURRENT_STREAMS]
