@@ -43,6 +43,8 @@ TEAM_ID, KEY_ID, TOPIC, PROJECT = "TEAM123456", "KEY1234567", "chat.herald.bench
 PUSH_TARGET = 4000.0  # notifications/s per worker process, each provider
 PREVIEW_TARGET_MS = 200.0
 CAMPAIGN_TARGET_S = 300.0
+#: deliveries sent more than once (a retry after a failed request): 0 in a clean run
+RESENT = "SELECT count(*) FROM deliveries d"
 MESSAGE = {"title": "Alice", "body": "Lunch at noon?", "data": {"room": "r1", "seq": "42"}}
 CONTENT = {
     "default": {"title": "Hi {{name|there}}", "body": "Pro plans are 20% off this week"},
@@ -257,6 +259,7 @@ class PushBench:
                 await asyncio.sleep(0.01)
             cpu1, machine1, fakes1 = procs.sample(pids), procs.machine_busy(), procs.sample(fake_pids)
             counts = await notifications.counts(conn, nid)
+            resent = await conn.fetchval(RESENT + " WHERE d.notification_id = $1", nid)
         finally:
             await arq.aclose()
             await conn.close()
@@ -267,6 +270,7 @@ class PushBench:
             "notifications": len(users),
             "delivered": delivered,
             "counts": counts,
+            "resent": resent,
             "wall_s": round(wall, 3),
             "per_s": delivered / wall if wall > 0 else 0.0,
             "cpu_us": (cpu1.cpu_s - cpu0.cpu_s) / max(delivered, 1) * 1e6,
@@ -398,6 +402,9 @@ class PushBench:
             cpu1, machine1 = procs.sample(pids), procs.machine_busy()
             summary = await campaigns.summary(conn, cid)
             notifications = await conn.fetchval("SELECT count(*) FROM notifications WHERE campaign_id = $1", cid)
+            resent = await conn.fetchval(
+                RESENT + " JOIN notifications n ON n.id = d.notification_id WHERE n.campaign_id = $1", cid
+            )
         finally:
             await arq.aclose()
             await conn.close()
@@ -411,6 +418,7 @@ class PushBench:
             "delivered": delivered,
             "pending": summary["pending"],
             "notifications": notifications,
+            "resent": resent,
             "per_s": delivered / wall if wall > 0 else 0.0,
             "cpu_us": (cpu1.cpu_s - cpu0.cpu_s) / max(delivered, 1) * 1e6,
             "workers_cpu": procs.cpu_share(cpu0, cpu1),

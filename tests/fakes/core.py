@@ -154,8 +154,9 @@ class _Partial:
 class _CountingServerConnection(H2Connection):
     """h2 counts the open streams by walking every stream it knows on each new request: with a
     thousand in flight on a connection that was a quarter of the fake's CPU. In lean mode the count
-    is the connection's own (requests being received or answered); h2's walk, which also forgets
-    closed streams, runs once every ``SWEEP_EVERY`` requests."""
+    is the connection's own (requests being received, waiting for their answer, or sending its
+    body): never more than h2's, or a client using every stream the SETTINGS allow would be refused
+    one. h2's walk, which also forgets closed streams, runs once every ``SWEEP_EVERY`` requests."""
 
     SWEEP_EVERY = 512
 
@@ -323,6 +324,8 @@ class _Connection(asyncio.Protocol):
                 self._h2_send_pending(stream_id)
         except (StreamClosedError, ProtocolError):
             self.pending.pop(stream_id, None)  # the client reset the stream meanwhile
+        # Answered: no longer an open stream to count (a body still waiting is in ``pending``).
+        self.tasks.pop(stream_id, None)
         self._h2_flush()
 
     def _h2_send_pending(self, stream_id: int) -> None:
