@@ -44,7 +44,11 @@ PUSH_TARGET = 4000.0  # notifications/s per worker process, each provider
 PREVIEW_TARGET_MS = 200.0
 CAMPAIGN_TARGET_S = 300.0
 #: deliveries sent more than once (a retry after a failed request): 0 in a clean run
-RESENT = "SELECT count(*) FROM deliveries d"
+RESENT = "SELECT count(*) FROM deliveries WHERE notification_id = $1 AND attempts > 1"
+CAMPAIGN_RESENT = """
+SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+WHERE n.campaign_id = $1 AND d.attempts > 1
+"""
 MESSAGE = {"title": "Alice", "body": "Lunch at noon?", "data": {"room": "r1", "seq": "42"}}
 CONTENT = {
     "default": {"title": "Hi {{name|there}}", "body": "Pro plans are 20% off this week"},
@@ -259,7 +263,7 @@ class PushBench:
                 await asyncio.sleep(0.01)
             cpu1, machine1, fakes1 = procs.sample(pids), procs.machine_busy(), procs.sample(fake_pids)
             counts = await notifications.counts(conn, nid)
-            resent = await conn.fetchval(RESENT + " WHERE d.notification_id = $1", nid)
+            resent = await conn.fetchval(RESENT, nid)
         finally:
             await arq.aclose()
             await conn.close()
@@ -402,9 +406,7 @@ class PushBench:
             cpu1, machine1 = procs.sample(pids), procs.machine_busy()
             summary = await campaigns.summary(conn, cid)
             notifications = await conn.fetchval("SELECT count(*) FROM notifications WHERE campaign_id = $1", cid)
-            resent = await conn.fetchval(
-                RESENT + " JOIN notifications n ON n.id = d.notification_id WHERE n.campaign_id = $1", cid
-            )
+            resent = await conn.fetchval(CAMPAIGN_RESENT, cid)
         finally:
             await arq.aclose()
             await conn.close()
