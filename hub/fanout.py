@@ -9,9 +9,9 @@ things are added on that same channel and connection:
 - *resync*: when the subscription comes back after a failure, broadcasts may have been missed,
   so every local socket is sent ``resync`` and will call ``sync``.
 
-Publishing is pipelined: the messages published while one pipeline is on its way (or within one
-turn of the event loop) go out together in the next one, one write and one read for all of them,
-in the order they were published.  One ``PUBLISH`` round trip per chat message was a quarter of a
+Publishing is pipelined: the messages published while one pipeline is on its way (or within a
+millisecond, ``PUBLISH_LINGER``) go out together in the next one, one write and one read for all
+of them, in the order they were published.  One ``PUBLISH`` round trip per chat message was a quarter of a
 web node's CPU under persisted chat (docs/benchmarks.md).
 
 And the local part of every broadcast (this node's sockets in the room) is done once, not per
@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ReconnectHandler = Callable[[], Awaitable[None]]
 CONTROL_PREFIX = b'{"herald"'
+#: A pipeline with fewer messages waits this long for more: at thousands of messages a second a
+#: pipeline per loop turn carried one or two, each its own write and read (the write alone was a
+#: tenth of a web node's CPU); a millisecond more on the way to other nodes (and on an ack) buys it.
+PUBLISH_LINGER = 0.001
+LINGER_BELOW = 32
 EMIT_PREFIX = b'{"method": "emit"'
 
 
@@ -69,6 +74,8 @@ class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         batch: list[tuple[str, asyncio.Future[None]]] = []
         try:
             while self._outgoing:
+                if len(self._outgoing) < LINGER_BELOW:
+                    await asyncio.sleep(PUBLISH_LINGER)  # a pipeline of a message or two: wait for more
                 batch, self._outgoing = self._outgoing, []
                 await self._publish_many([message for message, _ in batch])
                 for _, done in batch:

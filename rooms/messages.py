@@ -35,49 +35,80 @@ class Outgoing:
     reply_to: int | None = None
 
 
+#: a message waiting to be stored, and where its row (or None) goes
+Pending = tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]
+
+
 class GroupCommit:
     """Stores concurrent messages in batches: one statement, one round trip and one commit each.
 
-    Messages submitted while a batch is being stored form the next batch (at most ``max_batch``),
-    in submission order, so rows of one room get their seq in the order they were sent and a
-    connection's messages keep their order.  One batch is in flight at a time.
+    Up to ``in_flight`` batches are stored at once, each on its own connection, and no two of
+    them share a room: the messages of a room whose earlier message is still being stored wait,
+    and so do that room's later ones, so rows of one room get their seq in the order they were
+    sent (and two batches never wait for each other's room locks).  A batch takes the messages
+    submitted while the others were being stored (at most ``max_batch``), in submission order.
+    With one batch at a time the commit round trip was the ceiling: at 5,000 messages a second
+    batches of a dozen queued behind each other (p50 25 ms) with the CPU not yet busy.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 256) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 256, in_flight: int = 2) -> None:
         self._pool = pool
         self._max_batch = max_batch
-        self._waiting: list[tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]] = []
-        self._running: asyncio.Task[None] | None = None
+        self._in_flight = in_flight
+        self._waiting: list[Pending] = []
+        self._busy_rooms: set[str] = set()
+        self._flights: set[asyncio.Task[None]] = set()
+        self._scheduled = False
 
     async def insert(self, message: message_store.NewMessage) -> asyncpg.Record | None:
         """The stored row, or None when a precondition failed (as ``store.messages.insert``)."""
         future: asyncio.Future[asyncpg.Record | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((message, future))
-        if self._running is None:
-            self._running = asyncio.ensure_future(self._run())
+        if not self._scheduled:  # at the end of this loop turn: the messages sent in it go together
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start)
         return await future
 
-    async def _run(self) -> None:
-        batch: list[tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]] = []
+    def _start(self) -> None:
+        self._scheduled = False
+        while len(self._flights) < self._in_flight and (batch := self._take()):
+            flight = asyncio.ensure_future(self._fly(batch))
+            self._flights.add(flight)
+
+    def _take(self) -> list[Pending]:
+        """The next batch: waiting messages of rooms not being stored, a room's order kept."""
+        batch: list[Pending] = []
+        rest: list[Pending] = []
+        held: set[str] = set()
+        for item in self._waiting:
+            room = item[0].room_id
+            if len(batch) < self._max_batch and room not in self._busy_rooms and room not in held:
+                batch.append(item)
+            else:
+                rest.append(item)
+                held.add(room)
+        self._waiting = rest
+        self._busy_rooms.update(message.room_id for message, _ in batch)
+        return batch
+
+    async def _fly(self, batch: list[Pending]) -> None:
         try:
-            while self._waiting:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-                await self._commit(batch)
+            await self._commit(batch)
         except asyncio.CancelledError:
             for _, future in [*batch, *self._waiting]:
                 future.cancel()
             self._waiting.clear()
             raise
         finally:
-            self._running = None
+            self._busy_rooms.difference_update(message.room_id for message, _ in batch)
+            self._flights.discard(asyncio.current_task())
+            if self._waiting:
+                self._start()
 
-    async def _commit(
-        self, batch: list[tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]]
-    ) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         # One row per (room, sender, client_id): a repeat in the same batch resolves to None and its
         # sender then finds the first one's row, committed by then.
-        unique: dict[tuple[str, str, str], tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]] = {}
+        unique: dict[tuple[str, str, str], Pending] = {}
         repeats = []
         for message, future in batch:
             key = (message.room_id, message.sender_id, message.client_id)
