@@ -151,30 +151,6 @@ class _Partial:
         return Request(self.method, self.path, self.headers, bytes(self.body), http2)
 
 
-class _CountingServerConnection(H2Connection):
-    """h2 counts the open streams by walking every stream it knows on each new request: with a
-    thousand in flight on a connection that was a quarter of the fake's CPU. In lean mode the count
-    is the connection's own (requests being received, waiting for their answer, or sending its
-    body): never more than h2's, or a client using every stream the SETTINGS allow would be refused
-    one. h2's walk, which also forgets closed streams, runs once every ``SWEEP_EVERY`` requests."""
-
-    SWEEP_EVERY = 512
-
-    def __init__(self, config: H2Configuration, owner: _Connection) -> None:
-        super().__init__(config)
-        self._owner = owner
-        self._until_sweep = self.SWEEP_EVERY
-
-    @property
-    def open_inbound_streams(self) -> int:
-        self._until_sweep -= 1
-        if self._until_sweep <= 0:
-            self._until_sweep = self.SWEEP_EVERY
-            return self._open_streams(int(not self.config.client_side))
-        owner = self._owner
-        return len(owner.partials) + len(owner.tasks) + len(owner.pending)
-
-
 class _Connection(asyncio.Protocol):
     def __init__(self, server: HTTPServer) -> None:
         self.server = server
@@ -257,11 +233,17 @@ class _Connection(asyncio.Protocol):
             validate_inbound_headers=not lean,
             normalize_inbound_headers=not lean,
         )
-        conn = _CountingServerConnection(config, self) if lean else H2Connection(config)
         if lean:
-            from push.h2client import LeanEncoder
+            from push.h2client import CountingH2Connection, LeanEncoder
 
+            # Requests being received, waiting for their answer, or sending its body: never more
+            # than h2's count (an answered stream leaves ``tasks`` at once, see _h2_respond).
+            conn: H2Connection = CountingH2Connection(
+                config, lambda: len(self.partials) + len(self.tasks) + len(self.pending)
+            )
             conn.encoder = LeanEncoder()  # type: ignore[assignment]
+        else:
+            conn = H2Connection(config)
         # Advertise MAX_CONCURRENT_STREAMS in a second SETTINGS frame: h2 enforces it only once the
         # client has acknowledged it, as RFC 9113 allows clients to open streams before that.
         del conn.local_settings[SettingCodes.MAX_CONCURRENT_STREAMS]
