@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import math
 import struct
@@ -53,6 +54,7 @@ import socketio
 from aiohttp import WSMsgType
 from aiohttp.web import WebSocketResponse
 from engineio import async_socket, exceptions
+from engineio import json as engineio_json
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
@@ -470,14 +472,38 @@ def trim_environ(environ: dict[str, Any]) -> None:
     environ.update(kept)
 
 
+class SafeJson:
+    """engineio's JSON (integers of more than 100 digits refused: parsing one costs quadratic
+    time) with one decoder made once; engineio's ``loads`` made a new ``JSONDecoder`` per call."""
+
+    _decoder = json.JSONDecoder(parse_int=lambda digits: SafeJson.bounded_int(digits))
+    dumps = staticmethod(json.dumps)
+
+    @staticmethod
+    def bounded_int(digits: str) -> int:
+        if len(digits) > 100:
+            raise ValueError("Integer is too large")
+        return int(digits)
+
+    @classmethod
+    def loads(cls, data: str | bytes | bytearray, **kwargs: Any) -> Any:
+        if kwargs:
+            return engineio_json.loads(data, **kwargs)
+        if not isinstance(data, str):
+            data = data.decode(json.detect_encoding(data), "surrogatepass")
+        return cls._decoder.decode(data)
+
+
 class Packet(sio_packet.Packet):  # type: ignore[misc]
-    """python-socketio's packet with a cheaper search for binary attachments.
+    """python-socketio's packet with a cheaper search for binary attachments, and `SafeJson`.
 
     Every packet built to be sent (each ack, each broadcast) walks its data for ``bytes``;
     python-socketio's walk builds a list and a ``functools.reduce`` per level, a tenth of a web
     node's CPU under persisted chat. Same answer: bytes or bytearray anywhere in the lists and
     dict values, tuples and other objects not looked into.
     """
+
+    json = SafeJson
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:

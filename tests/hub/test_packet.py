@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
@@ -30,3 +31,14 @@ def test_an_event_with_bytes_inside_is_sent_as_binary() -> None:
     data = ["message:new", {"room": "r", "message": {"meta": {"thumb": b"\x89PNG"}}}]
     assert Packet(sio_packet.EVENT, data=data).packet_type == sio_packet.BINARY_EVENT
     assert Packet(sio_packet.EVENT, data=["message:new", {"room": "r"}]).packet_type == sio_packet.EVENT
+
+
+def test_packets_decode_as_python_socketio_does_and_huge_integers_are_refused() -> None:
+    encoded = '2["message:send",{"room":"r","text":"héllo","n":12,"x":1.5}]'
+    assert Packet(encoded_packet=encoded).data == sio_packet.Packet(encoded_packet=encoded).data
+    assert Packet.json.loads(encoded[1:].encode()) == [
+        "message:send",
+        {"room": "r", "text": "héllo", "n": 12, "x": 1.5},
+    ]
+    with pytest.raises(ValueError, match="too large"):
+        Packet(encoded_packet='2["message:send",{"n":' + "9" * 101 + "}]")
