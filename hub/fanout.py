@@ -11,8 +11,8 @@ things are added on that same channel and connection:
 
 Publishing is pipelined: the messages published while one pipeline is on its way (or within a
 millisecond, ``PUBLISH_LINGER``) go out together in the next one, one write and one read for all
-of them, in the order they were published.  One ``PUBLISH`` round trip per chat message was a quarter of a
-web node's CPU under persisted chat (docs/benchmarks.md).
+of them, in the order they were published.  One ``PUBLISH`` round trip per chat message was a
+quarter of a web node's CPU under persisted chat (docs/benchmarks.md).
 
 And the local part of every broadcast (this node's sockets in the room) is done once, not per
 recipient: the Socket.IO packet, the Engine.IO packet and the websocket frame are encoded once,
