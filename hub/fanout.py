@@ -42,12 +42,12 @@ log = logging.getLogger(__name__)
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ReconnectHandler = Callable[[], Awaitable[None]]
 CONTROL_PREFIX = b'{"herald"'
+EMIT_PREFIX = b'{"method": "emit"'  # python-socketio's emit messages, host_id last
 #: A pipeline with fewer messages waits this long for more: at thousands of messages a second a
 #: pipeline per loop turn carried one or two, each its own write and read (the write alone was a
 #: tenth of a web node's CPU); a millisecond more on the way to other nodes (and on an ack) buys it.
 PUBLISH_LINGER = 0.001
 LINGER_BELOW = 32
-EMIT_PREFIX = b'{"method": "emit"'
 
 
 class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]

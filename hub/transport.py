@@ -54,7 +54,6 @@ import socketio
 from aiohttp import WSMsgType
 from aiohttp.web import WebSocketResponse
 from engineio import async_socket, exceptions
-from engineio import json as engineio_json
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
@@ -472,23 +471,21 @@ def trim_environ(environ: dict[str, Any]) -> None:
     environ.update(kept)
 
 
-class SafeJson:
-    """engineio's JSON (integers of more than 100 digits refused: parsing one costs quadratic
-    time) with one decoder made once; engineio's ``loads`` made a new ``JSONDecoder`` per call."""
+def _bounded_int(digits: str) -> int:
+    if len(digits) > 100:  # parsing a huge integer costs quadratic time (engineio's rule)
+        raise ValueError("Integer is too large")
+    return int(digits)
 
-    _decoder = json.JSONDecoder(parse_int=lambda digits: SafeJson.bounded_int(digits))
+
+class SafeJson:
+    """engineio's JSON (integers of more than 100 digits refused) with one decoder made once;
+    engineio's ``loads`` made a new ``JSONDecoder`` per call."""
+
+    _decoder = json.JSONDecoder(parse_int=_bounded_int)
     dumps = staticmethod(json.dumps)
 
-    @staticmethod
-    def bounded_int(digits: str) -> int:
-        if len(digits) > 100:
-            raise ValueError("Integer is too large")
-        return int(digits)
-
     @classmethod
-    def loads(cls, data: str | bytes | bytearray, **kwargs: Any) -> Any:
-        if kwargs:
-            return engineio_json.loads(data, **kwargs)
+    def loads(cls, data: str | bytes | bytearray) -> Any:
         if not isinstance(data, str):
             data = data.decode(json.detect_encoding(data), "surrogatepass")
         return cls._decoder.decode(data)
