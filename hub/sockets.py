@@ -69,7 +69,7 @@ class ChatSockets:
             if header.lower().startswith("bearer "):
                 token = header[7:].strip()
         try:
-            wait = self.hub.address_rate.take(_remote_address(environ))
+            wait = self.hub.address_rate.take(transport.remote_address(environ))
             if wait:
                 raise HubError("rate_limited", "too many connection attempts from this address", retry_after=wait)
             claims = self.hub.verifier.verify(token)
@@ -336,9 +336,3 @@ class ChatSockets:
 
 def _room_summary(row: Any) -> dict[str, Any]:
     return {"id": row["id"], "kind": row["kind"], "name": row["name"], "last_seq": row["last_seq"]}
-
-
-def _remote_address(environ: dict[str, Any]) -> str:
-    # engineio's aiohttp driver fills REMOTE_ADDR with a constant: ask aiohttp's request instead.
-    request = environ.get("aiohttp.request")
-    return str(getattr(request, "remote", None) or "unknown")

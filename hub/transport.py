@@ -3,77 +3,63 @@
 Stock python-engineio serves each websocket with a writer task (blocked on an ``asyncio.Queue``
 through ``wait_for``), a new task and timeout for every frame read, and a task sleeping until the
 next ping; its service task then wakes every ``ping_timeout / N`` seconds to look at one socket.
-Held by 10,000 idle clients that was ~38 KB and a third of a core (docs/benchmarks.md).  Here:
+And aiohttp keeps, for as long as a websocket lasts, the request that opened it: the handler's
+task and coroutine frames, the parsed request, the HTTP parser, a reader queue and a writer.
+Held by 10,000 idle clients that was ~38 KB a socket and a third of a core (docs/benchmarks.md).
+Here:
 
-- *reads*: a websocket opened as such is read by :meth:`WebSocket.serve` in the request's own task,
-  one ``receive()`` after another: no task, no timeout per read (dead peers are found by pings);
+- *connection*: a socket opened as a websocket is handed, right after the upgrade, to an
+  :class:`EngineConnection` (``hub.websocket``): one protocol object that parses frames as they
+  arrive and writes frames straight to the transport; aiohttp's request, handler and task end;
+- *reads*: each Engine.IO packet is handled as its frame is parsed: a pong reschedules the ping, a
+  message starts its handler's task (engineio's ``async_handlers``, which Herald keeps on), the
+  rare others (close, upgrade probes) run in a task of their own;
 - *writes*: a packet is written to the transport at once when nothing is waiting before it; the
-  others wait in a deque, drained by a writer task that exists only while the deque is not empty;
+  others wait in a deque, drained by a writer task that exists only while the deque is not empty
+  (order and back-pressure rules in ``hub.websocket``);
 - *pings*: one :class:`PingWheel` per server, a timer ticking over buckets of sockets, sends every
   ping and closes a socket whose pong is later than ``ping_timeout`` (engineio's rule); no task per
   socket.  The service task only sweeps closed sockets, once per ``ping_timeout``;
 - *queue*: :class:`Socket` makes its ``asyncio.Queue`` only if something uses it (polling,
-  the polling-to-websocket upgrade, which keep the stock code).
+  the polling-to-websocket upgrade, compression, which keep the stock code).
 
 Compression.  engineio's aiohttp driver builds ``WebSocketResponse`` itself, and aiohttp then
 negotiates permessage-deflate with every client that offers it: a zlib context per connection
 (about 95 KB each) and a compression per frame per recipient.  Chat-sized messages gain nothing
-from it, so Herald turns it off unless ``HERALD_WS_COMPRESSION`` is set.
-
-Direct writes.  :meth:`WebSocket.enqueue` writes the frame straight to the connection's transport
-when nothing is waiting before it, and :meth:`WebSocket.write_frame` lets a broadcast write one
-pre-built frame to many sockets (see ``hub.fanout``).  The rules that keep this correct:
-
-- *order*: a packet is written directly only when none of this socket's packets is queued or held
-  by the writer task (``pending == 0``); otherwise it goes through the queue behind them;
-- *back-pressure*: when the transport's buffer is above ``HIGH_WATER`` (a slow reader), packets go
-  through the queue, whose writer waits for the buffer to drain; when more than ``max_pending``
-  are queued, the connection is aborted, so a slow reader never holds memory without bound and
-  never slows the others (a broadcast never waits on one socket).
+from it, so Herald turns it off unless ``HERALD_WS_COMPRESSION`` is set; a client that offers it
+to a node where it is set is served by aiohttp's ``WebSocketResponse``, the stock way.
 
 Pinned to python-engineio 4.15 and aiohttp 3.x: ``AsyncServer._handle_connect`` and
 ``AsyncSocket.close`` are copied from engineio 4.15 with the changes marked; ``_service_task``,
 ``schedule_ping`` and ``send`` are replaced; the websocket class follows the aiohttp driver's
-interface (``handler`` being the socket's bound ``_websocket_handler``); frames are written to
-``WebSocketResponse._writer.transport``.
+interface (``handler`` being the socket's bound ``_websocket_handler``); the take-over of an
+aiohttp connection is ``hub.websocket.take_over``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import json
 import logging
 import math
-import struct
 import time
 from typing import Any
 
 import engineio
 import socketio
-from aiohttp import WSMsgType
-from aiohttp.web import WebSocketResponse
+from aiohttp.web import StreamResponse, WebSocketResponse
 from engineio import async_socket, exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
+from hub import websocket
+from hub.websocket import MAX_PENDING, text_frame
+
 log = logging.getLogger(__name__)
 
-HIGH_WATER = 256 * 1024  # bytes in a transport's buffer above which packets wait in the queue
-MAX_PENDING = 4096  # packets queued for one socket before it is cut off as too slow
-_TEXT = 0x81  # FIN + text opcode; a server's frames are not masked
-
-
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked, uncompressed websocket text frame carrying ``payload``."""
-    n = len(payload)
-    if n < 126:
-        return bytes((_TEXT, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", _TEXT, 126, n) + payload
-    return struct.pack("!BBQ", _TEXT, 127, n) + payload
-
+__all__ = ["MAX_PENDING", "EngineConnection", "Packet", "Server", "install", "text_frame", "trim_environ"]
 
 PING = eio_packet.Packet(eio_packet.PING)
 PING_FRAME = text_frame(PING.encode().encode())
@@ -166,11 +152,11 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
         self.closing = False
         self.closed = False
         self.session: dict[str, Any] = {}
-        self.ws: WebSocket | None = None  # set while served by WebSocket.serve
+        self.ws: EngineConnection | None = None  # the websocket, when opened as one
         self.wheel_slot = 0
 
     @property
-    def herald_ws(self) -> WebSocket | None:
+    def herald_ws(self) -> EngineConnection | None:
         """What hub.fanout writes broadcast frames to."""
         return self.ws
 
@@ -208,12 +194,10 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
         self.server.logger.info("%s: Client is gone, closing socket", self.sid)
         # abort=False writes a CLOSE packet, for a half-open socket to learn it is disconnected
         await self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT)
-        ws = self.ws
-        if ws is not None:
-            ws.end()
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
-        """Close the socket connection (engineio 4.15's, waiting on the lean writer if there is one)."""
+        """Close the socket connection (engineio 4.15's; a lean websocket is closed after the packets
+        queued for it, the CLOSE packet last, where engineio left that to the client)."""
         if not self.closed and not self.closing:
             self.closing = True
             await self.server._trigger_event(
@@ -222,160 +206,108 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
             if not abort:
                 await self.send(eio_packet.Packet(eio_packet.CLOSE))
             self.closed = True
-            if wait:
-                ws = self.ws
-                if ws is not None:
+            ws = self.ws
+            if ws is not None:
+                ws.close()
+                if wait:
                     await ws.flushed()
-                elif self._queue is not None:
-                    await self._queue.join()
+            elif wait and self._queue is not None:
+                await self._queue.join()
+
+
+class EngineConnection(websocket.WebSocketConnection):
+    """The websocket of one Engine.IO socket opened as a websocket (see ``hub.websocket``)."""
+
+    __slots__ = ("socket",)
+
+    def __init__(self, socket: Socket, max_size: int, max_pending: int) -> None:
+        super().__init__(max_size, max_pending)
+        self.socket = socket
+
+    def enqueue(self, pkt: eio_packet.Packet) -> None:
+        """Send ``pkt`` in order: direct when nothing waits before it, else behind the others."""
+        encoded = pkt.encode()
+        if isinstance(encoded, str):
+            self.send_frame(text_frame(encoded.encode()))
+        else:
+            self.send_frame(websocket.frame(websocket.OP_BINARY, encoded))
+
+    def message_received(self, data: str | bytes) -> None:
+        socket = self.socket
+        try:
+            pkt = eio_packet.Packet(encoded_packet=data)
+        except Exception:
+            self.close(websocket.CloseCode.PROTOCOL_ERROR)  # not an Engine.IO packet
+            return
+        kind = pkt.packet_type
+        if kind == eio_packet.PONG:
+            socket.schedule_ping()
+        elif kind == eio_packet.MESSAGE:
+            socket.server.dispatch_message(socket.sid, pkt.data)
+        else:
+            socket.server.spawn(self._receive(pkt))
+
+    async def _receive(self, pkt: eio_packet.Packet) -> None:
+        with contextlib.suppress(exceptions.UnknownPacketError, exceptions.SocketIsClosedError):
+            await self.socket.receive(pkt)
+
+    def lost(self) -> None:
+        self.socket.server.spawn(self._transport_closed())
+
+    async def _transport_closed(self) -> None:
+        socket = self.socket
+        server = socket.server
+        try:
+            await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        finally:
+            socket.ws = None
+            socket.wheel_slot = 0
+            if server.sockets.get(socket.sid) is socket:
+                del server.sockets[socket.sid]
 
 
 class WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
-    """engineio's aiohttp websocket: compression as configured, the lean read loop, direct writes."""
+    """engineio's aiohttp websocket, handing a socket opened as a websocket to an :class:`EngineConnection`."""
 
     compress = False
     max_pending = MAX_PENDING
 
-    async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
+    async def __call__(self, environ: dict[str, Any]) -> StreamResponse:
         request = environ["aiohttp.request"]
+        socket = getattr(self.handler, "__self__", None)
+        # opened as a websocket (not upgraded from polling), without compression to negotiate
+        if isinstance(socket, Socket) and not socket.connected and request.transport is not None:
+            offers_deflate = "permessage-deflate" in request.headers.get("Sec-WebSocket-Extensions", "")
+            accept = None if self.compress and offers_deflate else websocket.accept_key(request.headers)
+            if accept is not None:
+                return self._take_over(request, accept, socket, environ)
         self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=self.compress)
         await self._sock.prepare(request)
         self.environ = environ
-        self.pending = 0
-        self.transport: Any = None
-        self.out: collections.deque[eio_packet.Packet] | None = None
-        self.writer: asyncio.Task[None] | None = None
-        socket = getattr(self.handler, "__self__", None)
-        writer = self._sock._writer
-        if (
-            isinstance(socket, Socket)
-            and not socket.connected  # opened as a websocket, not upgraded from polling
-            and not self._sock.compress  # nothing negotiated: frames are the same for everyone
-            and writer is not None
-        ):
-            self.transport = writer.transport
-            self.socket = socket
-            await self.serve(socket)
-        else:
-            await self.handler(self)
+        await self.handler(self)
         return self._sock
 
-    # -- the lean path ------------------------------------------------------------------
-
-    async def serve(self, socket: Socket) -> None:
-        """engineio's ``_websocket_handler`` for a socket opened as a websocket, without its tasks."""
+    def _take_over(self, request: Any, accept: str, socket: Socket, environ: dict[str, Any]) -> StreamResponse:
+        connection = EngineConnection(socket, self.server.max_http_buffer_size, self.max_pending)
+        tail = websocket.take_over(request, accept, connection)
+        # the socket keeps its environ for Socket.IO: not the aiohttp request (and what it holds)
+        environ["REMOTE_ADDR"] = remote_address(environ)
+        environ.pop("aiohttp.request", None)
+        environ.pop("wsgi.input", None)
         socket.connected = True
         socket.upgraded = True
-        socket.ws = self
+        socket.ws = connection
         queued, socket._queue = socket._queue, None  # the OPEN packet, sent before this existed
         while queued is not None and not queued.empty():
             pkt = queued.get_nowait()
             if pkt is not None:
-                self.enqueue(pkt)
-        del queued  # ~3 KB (four deques) that would live as long as this frame
-        server = socket.server
-        limit = server.max_http_buffer_size
-        sock = self._sock
-        try:
-            while True:
-                msg = await sock.receive()
-                if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
-                    break  # closed by the client, or by us (a ping timeout), or an error
-                data = msg.data
-                if len(data) > limit:
-                    break
-                try:
-                    await socket.receive(eio_packet.Packet(encoded_packet=data))
-                except exceptions.UnknownPacketError:
-                    pass
-                except exceptions.SocketIsClosedError:
-                    break
-                except Exception:
-                    server.logger.exception("Unknown receive error")
-        finally:
-            writer = self.writer
-            if writer is not None and not sock.closed:
-                await asyncio.wait([writer])
-            if not sock.closed and not self.transport.is_closing():
-                await sock.close()
-            await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
-            socket.ws = None
-            socket.wheel_slot = 0
-            if writer is not None:
-                writer.cancel()
-
-    def end(self) -> None:
-        """Close the connection after what was written (a dead client: its read loop then ends)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def _writable(self) -> bool:
-        transport = self.transport
-        return bool(self.pending == 0 and not transport.is_closing() and transport.get_write_buffer_size() < HIGH_WATER)
-
-    def write_frame(self, frame: bytes) -> bool:
-        """Write a pre-built text frame now if the order allows; False: send it the normal way."""
-        if not self._writable():
-            return False
-        self.transport.write(frame)
-        return True
-
-    def enqueue(self, pkt: eio_packet.Packet) -> None:
-        """Send ``pkt`` in order: direct when nothing waits before it, else behind the others."""
-        if not pkt.binary and self._writable():
-            encoded = pkt.encode()
-            if isinstance(encoded, str):
-                self.transport.write(text_frame(encoded.encode()))
-                return
-        self.pending += 1
-        if self.pending > self.max_pending:
-            self.transport.abort()  # too slow a reader: cut it off rather than buffer without bound
-            return
-        out = self.out
-        if out is None:
-            out = self.out = collections.deque()
-        out.append(pkt)
-        if self.writer is None:
-            self.writer = asyncio.ensure_future(self._drain())
-
-    async def send_packet(self, pkt: eio_packet.Packet) -> None:
-        """``AsyncSocket.send`` for this socket (kept for callers of the former API)."""
-        await self.socket.send(pkt)
-
-    async def _drain(self) -> None:
-        """The writer: exists while packets wait; aiohttp's send waits for the buffer to drain."""
-        out = self.out
-        assert out is not None
-        try:
-            while out:
-                pkt = out.popleft()
-                try:
-                    encoded = pkt.encode()
-                    if isinstance(encoded, bytes):
-                        await self._sock.send_bytes(encoded)
-                    else:
-                        await self._sock.send_str(encoded)
-                finally:
-                    self.pending -= 1
-        except Exception:
-            out.clear()
-            self.pending = 0
-            if self.transport is not None:
-                self.transport.abort()
-        finally:
-            self.writer = None
-            self.out = None
-
-    async def flushed(self) -> None:
-        """Wait until every queued packet is written (``AsyncSocket.close(wait=True)``)."""
-        writer = self.writer
-        if writer is not None:
-            await asyncio.wait([writer])
-
-    # -- the stock path (polling upgraded to websocket) -------------------------------------
+                connection.enqueue(pkt)
+        if tail:
+            connection.data_received(tail)
+        return websocket.TakenOver()
 
     async def send(self, message: str | bytes) -> None:
-        """Called by engineio's writer task with each packet, in order."""
+        """Called by engineio's writer task with each packet, in order (the stock path)."""
         if isinstance(message, bytes):
             await self._sock.send_bytes(message)
         else:
@@ -388,6 +320,24 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.wheel = PingWheel(self, tick=min(1.0, max(0.01, self.ping_timeout / 10)))
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def dispatch_message(self, sid: str, data: Any) -> None:
+        """A MESSAGE packet from a lean websocket: its handler in a task of its own, as engineio's
+        ``_trigger_event(run_async=True)`` runs it, without that coroutine and its frames."""
+        handler = self.handlers.get("message")
+        if handler is not None:
+            self.spawn(handler(sid, data))
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.logger.error("message async handler error", exc_info=exc)
 
     async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
         """Handle a client connection request (engineio 4.15's, making a :class:`Socket`)."""
@@ -424,7 +374,12 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
             # of handle_get_request and _upgrade_websocket held for as long as the connection lasts.
             connection = environ.get("HTTP_CONNECTION", "").lower()
             if "upgrade" in [token.strip() for token in connection.split(",")]:
-                ret = await self._async["websocket"](s._websocket_handler, self)(environ)
+                try:
+                    ret = await self._async["websocket"](s._websocket_handler, self)(environ)
+                except BaseException:  # a handshake aiohttp refused: no socket left behind
+                    await s.close(wait=False, abort=True, reason=self.reason.TRANSPORT_ERROR)
+                    self.sockets.pop(sid, None)
+                    raise
             else:
                 ret = await s.handle_get_request(environ)
             if s.closed and sid in self.sockets:
@@ -460,15 +415,27 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
                 self.logger.exception("service task exception")
 
 
-ENVIRON_KEPT = ("aiohttp.request", "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR")
+ENVIRON_KEPT = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR")
+
+
+def remote_address(environ: dict[str, Any]) -> str:
+    """The client's address: engineio's aiohttp driver fills REMOTE_ADDR with a constant, so the
+    aiohttp request's while the environ has it, else what the take-over or trim left there."""
+    request = environ.get("aiohttp.request")
+    if request is not None:
+        return str(request.remote or "unknown")
+    return str(environ.get("REMOTE_ADDR") or "unknown")
 
 
 def trim_environ(environ: dict[str, Any]) -> None:
-    """Drop the request headers copied into a connected socket's environ (~1 KB, kept by Socket.IO
-    for the connection's life); what is left: the aiohttp request (all headers are still there)."""
+    """Drop what a connected socket's environ need not keep (Socket.IO keeps it for the connection's
+    life): the request headers copied into it (~1 KB) and the aiohttp request; what is left: the
+    method, path, query and the client's address."""
+    remote = remote_address(environ)
     kept = {key: environ[key] for key in ENVIRON_KEPT if key in environ}
     environ.clear()  # frees the table too, which deleting keys one by one would not
     environ.update(kept)
+    environ["REMOTE_ADDR"] = remote
 
 
 def _bounded_int(digits: str) -> int:

@@ -1,0 +1,350 @@
+"""Server-side websocket connections (RFC 6455) after the HTTP upgrade: one small protocol object each.
+
+aiohttp serves a websocket from the request that opened it: the request handler's task and the
+handler's coroutine frames, the parsed request and its headers, the HTTP parser, a reader queue and a
+writer live as long as the connection, about 10 KB per idle socket.  Herald answers the upgrade
+itself (:func:`accept_key`, :func:`handshake_response`) and gives the TCP transport to a
+:class:`WebSocketConnection` (:func:`take_over`): a protocol object that parses frames as they
+arrive and writes frames straight to the transport.  What it keeps per connection: its slots, a
+partial frame while one is arriving, and a queue and a writer task only while packets wait.
+
+Frames in: masked (a client must mask), no extensions (none are negotiated), text or binary,
+fragments joined up to ``max_size``; pings answered, pongs ignored.  A frame that breaks the rules
+closes the connection with the code RFC 6455 gives for it: 1002 protocol error, 1007 text that is
+not UTF-8, 1009 message over ``max_size``.  A close frame is answered with the same code.
+
+Frames out, and the rules that keep them correct:
+
+- *order*: a frame is written directly only when none of this connection's frames is queued
+  (``pending == 0``); otherwise it goes through the queue behind them;
+- *back-pressure*: the transport's high-water mark is ``HIGH_WATER``; above it (a slow reader) frames
+  wait in the queue, whose writer waits for ``resume_writing``.  When more than ``max_pending`` are
+  queued the connection is aborted: a slow reader never holds memory without bound and never slows
+  the others (a broadcast never waits on one connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import hashlib
+import struct
+from enum import IntEnum
+from typing import Any
+
+from aiohttp import web
+from aiohttp._websocket.helpers import websocket_mask  # C-accelerated when aiohttp's extension is built
+
+HIGH_WATER = 256 * 1024  # bytes in a transport's buffer above which frames wait in the queue
+MAX_PENDING = 4096  # frames queued for one connection before it is cut off as too slow
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+
+FIN = 0x80
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    INVALID_DATA = 1007
+    TOO_BIG = 1009
+
+
+def frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked, unfragmented frame (a server's frames are never masked)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((FIN | opcode, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", FIN | opcode, 126, n) + payload
+    return struct.pack("!BBQ", FIN | opcode, 127, n) + payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A text frame carrying ``payload`` (UTF-8 already)."""
+    return frame(OP_TEXT, payload)
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    return frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123])
+
+
+def accept_key(headers: Any) -> str | None:
+    """Sec-WebSocket-Accept for an upgrade request Herald answers itself; None: leave it to aiohttp
+    (a handshake that is not version 13 with a valid key, which aiohttp answers with its own 400)."""
+    if headers.get("Sec-WebSocket-Version", "") != "13":
+        return None
+    key = headers.get("Sec-WebSocket-Key", "")
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            return None
+    except (binascii.Error, ValueError):
+        return None
+    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+
+
+def handshake_response(accept: str) -> bytes:
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    ).encode()
+
+
+class TakenOver(web.StreamResponse):
+    """What the request handler returns once the connection is a :class:`WebSocketConnection`'s:
+    aiohttp has nothing left to write (the 101 went out) and must not close the transport."""
+
+    def __init__(self) -> None:
+        super().__init__(status=101)
+        self.force_close()
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+def take_over(request: web.BaseRequest, accept: str, connection: WebSocketConnection) -> bytes:
+    """Answer the upgrade and move the connection from aiohttp to ``connection``; the handler then
+    returns :class:`TakenOver`.  Returns what the client sent after its upgrade request, for
+    ``connection.data_received`` once the caller has set up what the connection needs.
+
+    Pinned to aiohttp 3.x's ``RequestHandler``: bytes that came after the upgrade request wait in
+    its ``_message_tail``; with its ``transport`` unset, its ``connection_lost`` lets go of the
+    connection (the server forgets it, timers stop) without closing it, and its task ends when the
+    handler returns the :class:`TakenOver` response.
+    """
+    handler: Any = request.protocol
+    transport = handler.transport
+    tail: bytes = handler._message_tail
+    paused: bool = handler._buffer_paused
+    handler._message_tail = b""
+    handler.transport = None
+    handler.connection_lost(None)
+    transport.write(handshake_response(accept))
+    transport.set_protocol(connection)
+    connection.connection_made(transport)
+    if paused:
+        transport.resume_reading()
+    return tail
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """One websocket: frames parsed as they arrive, frames written straight to the transport.
+
+    Subclasses say what a message means (:meth:`message_received`) and what the end of the
+    connection means (:meth:`lost`).
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_close_after_flush",
+        "_fragments",
+        "_resumed",
+        "closing",
+        "max_pending",
+        "max_size",
+        "out",
+        "paused",
+        "pending",
+        "transport",
+        "writer",
+    )
+
+    def __init__(self, max_size: int, max_pending: int = MAX_PENDING) -> None:
+        self.transport: Any = None
+        self.max_size = max_size
+        self.max_pending = max_pending
+        self.closing = False  # a close frame was sent or the connection was lost: nothing more goes out
+        self.paused = False  # the transport's buffer is above HIGH_WATER
+        self.pending = 0  # frames in the queue or held by the writer
+        self.out: collections.deque[bytes] | None = None
+        self.writer: asyncio.Task[None] | None = None
+        self._buffer = b""  # the start of a frame whose rest has not arrived
+        self._fragments: list[bytes] | None = None  # a fragmented message: its opcode's frame first
+        self._resumed: asyncio.Future[None] | None = None
+        self._close_after_flush: int | None = None
+
+    # -- for subclasses -----------------------------------------------------------------
+
+    def message_received(self, data: str | bytes) -> None:
+        """A whole text (``str``) or binary (``bytes``) message."""
+
+    def lost(self) -> None:
+        """The connection is gone (closed by either side, or broken)."""
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=HIGH_WATER)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self._wake_writer()
+        if self.out is not None:
+            self.out.clear()
+        self.lost()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake_writer()
+
+    def eof_received(self) -> bool:
+        return False  # a half-closed websocket is a closed one
+
+    def data_received(self, data: bytes) -> None:
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        end = len(data)
+        pos = 0
+        while end - pos >= 2 and not self.closing and self._close_after_flush is None:
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            opcode = b0 & 0x0F
+            n = b1 & 0x7F
+            head = pos + 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n = int.from_bytes(data[head : head + 2])
+                head += 2
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                n = int.from_bytes(data[head : head + 8])
+                head += 8
+            if b0 & 0x70 or not b1 & 0x80 or (opcode >= OP_CLOSE and (n > 125 or not b0 & FIN)):
+                self.close(CloseCode.PROTOCOL_ERROR)  # reserved bits, an unmasked frame, a long control frame
+                return
+            if n > self.max_size:
+                self.close(CloseCode.TOO_BIG)
+                return
+            start = head + 4
+            if end - start < n:
+                break
+            payload = bytearray(data[start : start + n])
+            websocket_mask(data[head:start], payload)
+            pos = start + n
+            self._frame(b0 & FIN, opcode, bytes(payload))
+        if pos < end and not self.closing and self._close_after_flush is None:
+            self._buffer = data[pos:]
+
+    def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
+        if opcode in (OP_TEXT, OP_BINARY):
+            if self._fragments is not None:
+                self.close(CloseCode.PROTOCOL_ERROR)  # a new message inside a fragmented one
+            elif fin:
+                self._deliver(opcode, payload)
+            else:
+                self._fragments = [bytes((opcode,)), payload]
+        elif opcode == OP_CONTINUATION:
+            fragments = self._fragments
+            if fragments is None:
+                self.close(CloseCode.PROTOCOL_ERROR)
+                return
+            fragments.append(payload)
+            if sum(map(len, fragments)) - 1 > self.max_size:
+                self.close(CloseCode.TOO_BIG)
+            elif fin:
+                self._fragments = None
+                self._deliver(fragments[0][0], b"".join(fragments[1:]))
+        elif opcode == OP_CLOSE:
+            code = int.from_bytes(payload[:2]) if len(payload) >= 2 else CloseCode.NORMAL
+            self.close(code if 1000 <= code < 5000 else CloseCode.PROTOCOL_ERROR)
+        elif opcode == OP_PING:
+            self.transport.write(frame(OP_PONG, payload))
+        elif opcode != OP_PONG:
+            self.close(CloseCode.PROTOCOL_ERROR)  # an opcode RFC 6455 reserves
+
+    def _deliver(self, opcode: int, payload: bytes) -> None:
+        if opcode == OP_BINARY:
+            self.message_received(payload)
+            return
+        try:
+            text = payload.decode()
+        except UnicodeDecodeError:
+            self.close(CloseCode.INVALID_DATA)
+            return
+        self.message_received(text)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def write_frame(self, data: bytes) -> bool:
+        """Write a whole frame now if the order allows; False: it was not written."""
+        if self.pending or self.paused or self.closing:
+            return False
+        self.transport.write(data)
+        return True
+
+    def send_frame(self, data: bytes) -> None:
+        """Send a whole frame in order: now when nothing waits before it, else behind the others."""
+        if self.write_frame(data) or self.closing or self._close_after_flush is not None:
+            return
+        self.pending += 1
+        if self.pending > self.max_pending:
+            self.closing = True
+            self.transport.abort()  # too slow a reader: cut it off rather than buffer without bound
+            return
+        out = self.out
+        if out is None:
+            out = self.out = collections.deque()
+        out.append(data)
+        if self.writer is None:
+            self.writer = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        """The writer: exists while frames wait; waits while the transport's buffer is full."""
+        out = self.out
+        assert out is not None
+        try:
+            while out and not self.closing:
+                if self.paused:
+                    self._resumed = asyncio.get_running_loop().create_future()
+                    await self._resumed
+                    continue
+                self.transport.write(out.popleft())
+                self.pending -= 1
+        finally:
+            self.writer = None
+            self.out = None
+            self.pending = 0
+            if self._close_after_flush is not None:
+                self.close(self._close_after_flush)
+
+    def _wake_writer(self) -> None:
+        resumed = self._resumed
+        if resumed is not None:
+            self._resumed = None
+            if not resumed.done():
+                resumed.set_result(None)
+
+    async def flushed(self) -> None:
+        """Wait until every queued frame is written."""
+        writer = self.writer
+        if writer is not None:
+            await asyncio.wait([writer])
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Send a close frame after what is queued, then close the transport (which writes what it
+        holds first); the peer's own close frame, if it comes, finds the connection ending."""
+        if self.closing:
+            return
+        if self.writer is not None:
+            self._close_after_flush = code
+            return
+        self.closing = True
+        self._buffer = b""
+        self._fragments = None
+        self.transport.write(close_frame(code, reason))
+        self.transport.close()
