@@ -11,9 +11,10 @@ Here:
 - *connection*: a socket opened as a websocket is handed, right after the upgrade, to an
   :class:`EngineConnection` (``hub.websocket``): one protocol object that parses frames as they
   arrive and writes frames straight to the transport; aiohttp's request, handler and task end;
-- *reads*: each Engine.IO packet is handled as its frame is parsed: a pong reschedules the ping, a
-  message starts its handler's task (engineio's ``async_handlers``, which Herald keeps on), the
-  rare others (close, upgrade probes) run in a task of their own;
+- *reads*: a pong reschedules the ping as its frame is parsed; the other packets are handled one
+  after another, in order (a Socket.IO CONNECT before the events that follow it), by a reader
+  task that exists only while packets wait (Socket.IO then runs each event in a task of its own).
+  More than ``MAX_INBOX`` waiting pauses reading from the client;
 - *writes*: a packet is written to the transport at once when nothing is waiting before it; the
   others wait in a deque, drained by a writer task that exists only while the deque is not empty
   (order and back-pressure rules in ``hub.websocket``);
@@ -39,7 +40,7 @@ aiohttp connection is ``hub.websocket.take_over``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import json
 import logging
 import math
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MAX_PENDING", "EngineConnection", "Packet", "Server", "install", "text_frame", "trim_environ"]
 
+MAX_INBOX = 64  # packets read from one websocket and not handled yet, above which reading pauses
 PING = eio_packet.Packet(eio_packet.PING)
 PING_FRAME = text_frame(PING.encode().encode())
 
@@ -218,11 +220,13 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
 class EngineConnection(websocket.WebSocketConnection):
     """The websocket of one Engine.IO socket opened as a websocket (see ``hub.websocket``)."""
 
-    __slots__ = ("socket",)
+    __slots__ = ("inbox", "reader", "socket")
 
     def __init__(self, socket: Socket, max_size: int, max_pending: int) -> None:
         super().__init__(max_size, max_pending)
         self.socket = socket
+        self.inbox: collections.deque[eio_packet.Packet] | None = None
+        self.reader: asyncio.Task[None] | None = None
 
     def enqueue(self, pkt: eio_packet.Packet) -> None:
         """Send ``pkt`` in order: direct when nothing waits before it, else behind the others."""
@@ -233,23 +237,41 @@ class EngineConnection(websocket.WebSocketConnection):
             self.send_frame(websocket.frame(websocket.OP_BINARY, encoded))
 
     def message_received(self, data: str | bytes) -> None:
-        socket = self.socket
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
         except Exception:
             self.close(websocket.CloseCode.PROTOCOL_ERROR)  # not an Engine.IO packet
             return
-        kind = pkt.packet_type
-        if kind == eio_packet.PONG:
-            socket.schedule_ping()
-        elif kind == eio_packet.MESSAGE:
-            socket.server.dispatch_message(socket.sid, pkt.data)
-        else:
-            socket.server.spawn(self._receive(pkt))
+        if pkt.packet_type == eio_packet.PONG:
+            self.socket.schedule_ping()
+            return
+        inbox = self.inbox
+        if inbox is None:
+            inbox = self.inbox = collections.deque()
+        inbox.append(pkt)
+        if len(inbox) == MAX_INBOX:
+            self.transport.pause_reading()  # the reader is behind: let TCP push back on the client
+        if self.reader is None:
+            self.reader = asyncio.ensure_future(self._read())
 
-    async def _receive(self, pkt: eio_packet.Packet) -> None:
-        with contextlib.suppress(exceptions.UnknownPacketError, exceptions.SocketIsClosedError):
-            await self.socket.receive(pkt)
+    async def _read(self) -> None:
+        """The reader: exists while packets wait; handles them one after another, in order."""
+        inbox = self.inbox
+        assert inbox is not None
+        socket = self.socket
+        try:
+            while inbox:
+                if len(inbox) == MAX_INBOX:
+                    self.transport.resume_reading()
+                try:
+                    await socket.receive(inbox.popleft())
+                except (exceptions.UnknownPacketError, exceptions.SocketIsClosedError):
+                    pass
+                except Exception:
+                    socket.server.logger.exception("Unknown receive error")
+        finally:
+            self.reader = None
+            self.inbox = None
 
     def lost(self) -> None:
         self.socket.server.spawn(self._transport_closed())
@@ -322,13 +344,6 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self.wheel = PingWheel(self, tick=min(1.0, max(0.01, self.ping_timeout / 10)))
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def dispatch_message(self, sid: str, data: Any) -> None:
-        """A MESSAGE packet from a lean websocket: its handler in a task of its own, as engineio's
-        ``_trigger_event(run_async=True)`` runs it, without that coroutine and its frames."""
-        handler = self.handlers.get("message")
-        if handler is not None:
-            self.spawn(handler(sid, data))
-
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
@@ -337,7 +352,7 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            self.logger.error("message async handler error", exc_info=exc)
+            self.logger.error("socket task failed", exc_info=exc)
 
     async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
         """Handle a client connection request (engineio 4.15's, making a :class:`Socket`)."""

@@ -150,6 +150,19 @@ async def test_frames_split_byte_by_byte_and_fragmented_messages_are_read_whole(
     await _sockets(app, 1)
 
 
+async def test_packets_are_handled_in_order_an_event_right_behind_the_connect_is_answered(node: Node) -> None:
+    _, port, _, _ = node
+    client, _ = await RawClient.open(port)
+    assert (await client.text()).startswith("0{")
+    # CONNECT and an event in one write: the event is handled after the CONNECT, not dropped
+    client.send(
+        RawClient.frame(websocket.OP_TEXT, connect_packet("alice"))
+        + RawClient.frame(websocket.OP_TEXT, b'420["presence",{"room":"nowhere"}]')
+    )
+    answer = json.loads((await client.until("430"))[3:])
+    assert answer[0]["error"]["code"] == "not_found"
+
+
 async def test_a_websocket_ping_is_answered_with_its_payload(node: Node) -> None:
     _, port, _, _ = node
     client = await _connected(port, "alice")
