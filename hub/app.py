@@ -111,7 +111,8 @@ def _lifespan(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         assert settings.database_url is not None and settings.redis_url is not None
-        pool = await create_pool(settings.database_url, size=settings.db_pool_size)
+        # plain statements: nothing on a web node changes a session, so releases skip the reset query
+        pool = await create_pool(settings.database_url, size=settings.db_pool_size, plain_statements=True)
         redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
         node_id = uuid.uuid4().hex[:12]
         arq = await queue.connect(settings.redis_url)

@@ -61,6 +61,44 @@ class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._outgoing: list[tuple[str, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """python-socketio 5.18's ``emit`` for a broadcast without callback or binary data, checked
+        for binary by the server's packet class: python-socketio's module-level check walked every
+        broadcast with a list and a ``reduce`` per level.  Anything else is python-socketio's."""
+        room = to or room
+        args = list(data) if isinstance(data, tuple) else [data]
+        if (
+            callback is not None
+            or kwargs.get("ignore_queue")
+            or self.server is None
+            or self.server.packet_class.data_is_binary(args)
+        ):
+            await super().emit(event, data, namespace, room, skip_sid, callback, **kwargs)
+            return
+        message = {  # the keys in python-socketio's order: host_id last (see _listen)
+            "method": "emit",
+            "event": event,
+            "data": args,
+            "binary": False,
+            "namespace": namespace or "/",
+            "room": room,
+            "skip_sid": skip_sid,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+        await self._handle_emit(message)  # this node's sockets
+        await self._publish(message)  # the other nodes'
+
     async def _publish(self, data: Any) -> None:
         """Publish ``data`` on the channel with the next pipeline; return once it went out (or
         was given up on after two attempts, as python-socketio's own ``_publish`` does)."""

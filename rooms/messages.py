@@ -20,6 +20,7 @@ from rooms.errors import ChatError
 from rooms.membership import room_or_404
 from store import messages as message_store
 from store import rooms as room_store
+from store.db import Row
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -36,7 +37,7 @@ class Outgoing:
 
 
 #: a message waiting to be stored, and where its row (or None) goes
-Pending = tuple[message_store.NewMessage, asyncio.Future[asyncpg.Record | None]]
+Pending = tuple[message_store.NewMessage, asyncio.Future[Row | None]]
 
 
 class GroupCommit:
@@ -60,9 +61,9 @@ class GroupCommit:
         self._flights: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
-    async def insert(self, message: message_store.NewMessage) -> asyncpg.Record | None:
+    async def insert(self, message: message_store.NewMessage) -> Row | None:
         """The stored row, or None when a precondition failed (as ``store.messages.insert``)."""
-        future: asyncio.Future[asyncpg.Record | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((message, future))
         if not self._scheduled:  # at the end of this loop turn: the messages sent in it go together
             self._scheduled = True
@@ -137,7 +138,7 @@ class GroupCommit:
                 future.set_result(None)
 
 
-async def _insert_one(pool: asyncpg.Pool, m: message_store.NewMessage) -> asyncpg.Record | None:
+async def _insert_one(pool: asyncpg.Pool, m: message_store.NewMessage) -> Row | None:
     return await message_store.insert(
         pool, m.room_id, m.sender_id, m.client_id, m.text, m.meta, m.reply_to, as_service=m.as_service
     )
@@ -145,7 +146,7 @@ async def _insert_one(pool: asyncpg.Pool, m: message_store.NewMessage) -> asyncp
 
 async def send(
     pool: asyncpg.Pool, out: Outgoing, *, as_service: bool = False, batcher: GroupCommit | None = None
-) -> tuple[asyncpg.Record, bool]:
+) -> tuple[Row, bool]:
     """Store a message; return it and whether it is new (False: the client_id was seen before).
 
     With ``batcher`` the insert joins a group commit; without, it is a statement of its own.

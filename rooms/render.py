@@ -7,12 +7,14 @@ from typing import Any
 
 import asyncpg
 
+from store.db import Row
+
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def message(row: asyncpg.Record) -> dict[str, Any]:
+def message(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "room": row["room_id"],

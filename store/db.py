@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -11,6 +12,7 @@ Pool = asyncpg.Pool
 Connection = asyncpg.Connection
 Record = asyncpg.Record
 Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+Row: TypeAlias = Mapping[str, Any]  # an asyncpg.Record, or a dict of the same columns
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -8,6 +8,7 @@ import asyncio
 
 import asyncpg
 
+from rooms import render
 from rooms.messages import GroupCommit
 from store import messages as message_store
 from store.db import create_pool
@@ -62,3 +63,29 @@ async def test_a_batch_that_fails_fails_its_own_senders_and_the_writer_goes_on(d
     finally:
         await pool.close()
     assert after is not None and after["seq"] == 1
+
+
+async def test_a_batch_answers_each_sender_with_the_row_as_stored(db, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The writer reads back only what PostgreSQL made (id, seq, created_at): each answer must still
+    be the message a later read gives, meta and reply included."""
+    await seed(db)
+    pool = await create_pool(database_url, size=4)
+    try:
+        writer = GroupCommit(pool, in_flight=2)
+        first = await writer.insert(message("gc-a", 1))
+        assert first is not None
+        sent = [
+            message_store.NewMessage(
+                "gc-a", "u-gc-a", "c2", "héllo ✓", {"b": [1, 2.5, None], "a": {"deep": True}}, first["id"]
+            ),
+            message("gc-b", 3),
+            message_store.NewMessage("gc-c", "u-gc-c", "c4", "", {"n": 12345678901234567890}, None),
+        ]
+        rows = await asyncio.gather(*(writer.insert(m) for m in sent))
+    finally:
+        await pool.close()
+    for row in [first, *rows]:
+        assert row is not None
+        stored = await db.fetchrow(f"SELECT {message_store.MESSAGE_COLUMNS} FROM messages WHERE id = $1", row["id"])
+        assert render.message(row) == render.message(stored)
+    assert [r["seq"] for r in rows if r is not None] == [2, 1, 1]
