@@ -170,14 +170,15 @@ class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         if namespace not in self.rooms:
             return
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        recipients = [eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skip]
+        if not recipients:
+            return  # nobody here (often: a sender alone in its room on this node): nothing to encode
         encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
         pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         frame = text_frame(pkt.encode().encode())
         sockets = self.server.eio.sockets
         slow = []
-        for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip:
-                continue
+        for eio_sid in recipients:
             ws = getattr(sockets.get(eio_sid), "herald_ws", None)
             if ws is None or not ws.write_frame(frame):
                 slow.append(self.server._send_eio_packet(eio_sid, pkt))
