@@ -85,8 +85,8 @@ def create_app(settings: Settings) -> web.Application:
 async def _close_sockets(app: web.Application) -> None:
     """On SIGTERM: tell every client to reconnect (to another node) and close its socket.
 
-    aiohttp stops accepting connections before this runs; without it, it would wait for every
-    websocket handler to end on its own.
+    aiohttp stops accepting connections before this runs; without it, clients would only see their
+    connections drop.
     """
     sockets = app.get(SOCKETS)
     if sockets is None:
@@ -96,6 +96,13 @@ async def _close_sockets(app: web.Application) -> None:
         log.info("closing sockets for shutdown", extra={"sockets": len(sids)})
     await asyncio.gather(
         *(sockets.close(sid, "server_shutdown", "the server is restarting; reconnect") for sid in sids),
+        return_exceptions=True,
+    )
+    # Then the Engine.IO sockets: a websocket Herald serves itself (hub.websocket) is not aiohttp's
+    # to close on shutdown; it ends with a close frame after what was queued for it.
+    eio = sockets.sio.eio
+    await asyncio.gather(
+        *(s.close(wait=False, reason=eio.reason.SERVER_DISCONNECT) for s in list(eio.sockets.values())),
         return_exceptions=True,
     )
 

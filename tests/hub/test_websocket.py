@@ -262,3 +262,19 @@ async def test_aiohttp_lets_go_of_a_connection_once_it_is_taken_over(node: Node)
     for client in clients:  # and the sockets still work
         client.send(RawClient.frame(websocket.OP_TEXT, b'420["presence",{"room":"nowhere"}]'))
         assert (await client.until("430")).startswith("430")
+
+
+async def test_shutdown_tells_the_client_why_then_closes_its_websocket(node: Node) -> None:
+    _, port, _, runner = node
+    client = await _connected(port, "alice")
+    await runner.shutdown()  # what SIGTERM starts: the app's on_shutdown
+    texts = []
+    while True:
+        opcode, payload = await client.read()
+        if opcode == websocket.OP_CLOSE:
+            break
+        texts.append(payload.decode())
+    assert texts[0].startswith('42["closing",{"code":"server_shutdown"')
+    assert texts[-1] == "1"  # Engine.IO CLOSE, then the close frame
+    assert int.from_bytes(payload[:2]) == 1000
+    assert await asyncio.wait_for(client.reader.read(), 5) == b""
