@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import socketio
+from aiohttp import web
 
 
 def database_url_with(url: str, database: str) -> str:
@@ -98,3 +101,17 @@ async def run_node_script(
     assert isinstance(report, dict)
     assert proc.returncode == 0 and report.get("ok") is True, f"{script.name} failed: {report.get('error')}; {detail}"
     return report
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[tuple[web.AppRunner, int]]:
+    """``app`` served in this process on a free port of 127.0.0.1: (its runner, the port)."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None
+    try:
+        yield runner, site._server.sockets[0].getsockname()[1]
+    finally:
+        await runner.cleanup()

@@ -15,6 +15,7 @@ from aiohttp import web
 from config import Settings
 from hub.app import SOCKETS, create_app
 from tests.conftest import token_for
+from tests.helpers import serving
 from tests.hub.test_rooms import Rest
 
 
@@ -54,14 +55,8 @@ async def test_repeat_in_one_batch_returns_the_first_and_others_still_commit(con
 async def node(env: dict[str, str]) -> AsyncIterator[tuple[str, web.Application]]:
     """A node whose websocket class cuts a socket off after 20 queued packets."""
     app = create_app(Settings.from_env({**env, "HERALD_MESSAGE_RATE": "1000", "HERALD_MESSAGE_BURST": "1000"}))
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", app
-    await runner.cleanup()
+    async with serving(app) as (_, port):
+        yield f"http://127.0.0.1:{port}", app
 
 
 async def _raw_socket(session: aiohttp.ClientSession, url: str, user: str) -> aiohttp.ClientWebSocketResponse:

@@ -16,6 +16,7 @@ from config import Settings
 from hub.app import SOCKETS, create_app
 from hub.connections import Conn, Connections
 from tests.conftest import token_for
+from tests.helpers import serving
 
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 1.0
@@ -28,14 +29,8 @@ async def node(env: dict[str, str]) -> AsyncIterator[tuple[str, web.Application]
         {**env, "HERALD_PING_INTERVAL": str(PING_INTERVAL), "HERALD_PING_TIMEOUT": str(PING_TIMEOUT)}
     )
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", app
-    await runner.cleanup()
+    async with serving(app) as (_, port):
+        yield f"http://127.0.0.1:{port}", app
 
 
 async def _open(session: aiohttp.ClientSession, url: str, user: str) -> aiohttp.ClientWebSocketResponse:

@@ -21,6 +21,7 @@ from config import Settings
 from hub import websocket
 from hub.app import SOCKETS, create_app
 from tests.conftest import token_for
+from tests.helpers import serving
 
 Node = tuple[str, int, web.Application, web.AppRunner]
 
@@ -28,14 +29,8 @@ Node = tuple[str, int, web.Application, web.AppRunner]
 @pytest.fixture
 async def node(env: dict[str, str]) -> AsyncIterator[Node]:
     app = create_app(Settings.from_env({**env, "HERALD_MAX_FRAME_BYTES": "16384", "HERALD_MAX_TEXT_LENGTH": "1000"}))
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", port, app, runner
-    await runner.cleanup()
+    async with serving(app) as (runner, port):
+        yield f"http://127.0.0.1:{port}", port, app, runner
 
 
 class RawClient:
@@ -103,14 +98,20 @@ class RawClient:
             pass
         return text
 
-    async def closed_with(self) -> int:
-        """Read up to the server's close frame: its code; then the server ends the TCP connection."""
+    async def texts_until_close(self) -> tuple[list[str], int]:
+        """The text frames up to the server's close frame, and its code."""
+        texts = []
         while True:
             opcode, payload = await self.read()
             if opcode == websocket.OP_CLOSE:
-                break
+                return texts, int.from_bytes(payload[:2])
+            texts.append(payload.decode())
+
+    async def closed_with(self) -> int:
+        """Read up to the server's close frame: its code; then the server ends the TCP connection."""
+        _, code = await self.texts_until_close()
         assert await asyncio.wait_for(self.reader.read(), 5) == b""
-        return int.from_bytes(payload[:2])
+        return code
 
 
 def connect_packet(user: str) -> bytes:
@@ -194,14 +195,9 @@ async def test_the_server_closing_a_socket_closes_its_websocket_after_what_was_q
     await sio.emit("note", "x" * 300_000, to=sid)  # over the high-water mark: the rest waits in the queue
     await sio.emit("note", "last", to=sid)
     await sio.eio.disconnect(sio.manager.eio_sid_from_sid(sid, "/"))
-    texts = []
-    while True:
-        opcode, payload = await client.read()
-        if opcode == websocket.OP_CLOSE:
-            break
-        texts.append(payload.decode())
+    texts, code = await client.texts_until_close()
     assert texts[-2:] == ['42["note","last"]', "1"]  # everything sent before, then Engine.IO CLOSE
-    assert int.from_bytes(payload[:2]) == 1000
+    assert code == 1000
     assert await asyncio.wait_for(client.reader.read(), 5) == b""
 
 
@@ -268,13 +264,8 @@ async def test_shutdown_tells_the_client_why_then_closes_its_websocket(node: Nod
     _, port, _, runner = node
     client = await _connected(port, "alice")
     await runner.shutdown()  # what SIGTERM starts: the app's on_shutdown
-    texts = []
-    while True:
-        opcode, payload = await client.read()
-        if opcode == websocket.OP_CLOSE:
-            break
-        texts.append(payload.decode())
+    texts, code = await client.texts_until_close()
     assert texts[0].startswith('42["closing",{"code":"server_shutdown"')
     assert texts[-1] == "1"  # Engine.IO CLOSE, then the close frame
-    assert int.from_bytes(payload[:2]) == 1000
+    assert code == 1000
     assert await asyncio.wait_for(client.reader.read(), 5) == b""
