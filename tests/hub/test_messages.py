@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
 
+from tests.conftest import token_for
 from tests.hub.test_rooms import Rest
 
 
@@ -215,4 +217,8 @@ async def test_compression_is_off_by_default_and_a_setting(start_node) -> None: 
             url = f"{base}/socket.io/?EIO=4&transport=websocket"
             async with http.ws_connect(url, headers=offered, compress=15) as ws:
                 results[name] = ws.compress
+                await ws.receive_str(timeout=5)  # Engine.IO OPEN
+                await ws.send_str("40" + json.dumps({"token": token_for("alice")}))
+                while not (await ws.receive_str(timeout=5)).startswith('42["ready"'):
+                    pass  # served either way: by Herald's websocket, or by aiohttp's when compressed
     assert results == {"plain": 0, "compressed": 15}
