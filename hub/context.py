@@ -28,6 +28,7 @@ class Hub:
     presence: Presence
     node_id: str
     arq: ArqRedis
+    writer_pool: asyncpg.Pool | None = None  # the group commit's connections (the main pool if None)
     connections: Connections = field(default_factory=Connections)
     message_rate: TokenBuckets = field(init=False)
     message_writer: GroupCommit = field(init=False)
@@ -39,7 +40,7 @@ class Hub:
         self.message_rate = TokenBuckets(self.settings.message_rate, self.settings.message_burst)
         self.address_rate = TokenBuckets(self.settings.address_rate, int(self.settings.address_rate * 2))
         self.caller_rate = TokenBuckets(self.settings.key_rate, int(self.settings.key_rate * 2))
-        self.message_writer = GroupCommit(self.pool)
+        self.message_writer = GroupCommit(self.writer_pool or self.pool)
 
 
 HUB = web.AppKey("hub", Hub)

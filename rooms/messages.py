@@ -52,7 +52,9 @@ class GroupCommit:
     batches of a dozen queued behind each other (p50 25 ms) with the CPU not yet busy.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 256, in_flight: int = 2) -> None:
+    IN_FLIGHT = 2
+
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 256, in_flight: int = IN_FLIGHT) -> None:
         self._pool = pool
         self._max_batch = max_batch
         self._in_flight = in_flight
