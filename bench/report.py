@@ -228,7 +228,8 @@ def _section(scenario: str, figures: dict[str, Any]) -> list[str]:
             f"{size['clients']} clients, each sending `message:send` with an ack into a room of its own"
             f" ({size['payload_bytes']}-byte text), at a total rate rising by step ({size['step_s']} s each);"
             " an ack comes only after the row is committed. The reference does one INSERT per message (the same"
-            " statement as Herald's single-message path).",
+            " statement as Herald's single-message path). Herald runs as 1 or more `herald web` processes"
+            " sharing Redis and PostgreSQL, clients spread over them.",
             "",
             "| server | offered/s | acked/s | errors | p50 ms | p99 ms | server CPU | generator CPU | machine CPU |",
             "|---|---|---|---|---|---|---|---|---|",

@@ -52,6 +52,7 @@ class Size:
     fanout_fixed_rate: int
     fanout_herald_procs: tuple[int, ...]
     persisted_clients: int
+    persisted_herald_procs: tuple[int, ...]
     persisted_rates: tuple[int, ...]  # total messages/s over all clients
     idle_connections: int
     step_s: float
@@ -68,6 +69,7 @@ FULL = Size(
     fanout_fixed_rate=40,
     fanout_herald_procs=(1, 2),
     persisted_clients=200,
+    persisted_herald_procs=(1, 2),
     persisted_rates=(1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000),
     idle_connections=10_000,
     step_s=5.0,
@@ -83,6 +85,7 @@ SMOKE = Size(
     fanout_fixed_rate=10,
     fanout_herald_procs=(1,),
     persisted_clients=20,
+    persisted_herald_procs=(1,),
     persisted_rates=(20, 40),
     idle_connections=20,
     step_s=1.0,
@@ -294,10 +297,11 @@ class Bench:
         }
         runs = []
         with self.template("persisted", seed) as tpl:
-            with self.herald(self.clone(tpl), 1) as (urls, pids):
-                result = self.generate("persisted.mjs", {**gen_args, "urls": urls}, pids)
-                runs.append({"server": "herald", "procs": 1, **result})
-            _progress(runs[-1])
+            for count in self.size.persisted_herald_procs:
+                with self.herald(self.clone(tpl), count) as (urls, pids):
+                    result = self.generate("persisted.mjs", {**gen_args, "urls": urls}, pids)
+                    runs.append({"server": "herald", "procs": count, **result})
+                _progress(runs[-1])
             with self.reference(self.clone(tpl)) as (urls, pids):
                 result = self.generate("persisted.mjs", {**gen_args, "urls": urls}, pids)
                 runs.append({"server": "reference", "procs": 1, **result})
@@ -405,13 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmarks.md and .json go")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
-    parser.add_argument("--herald-procs", help="fan-out: Herald process counts to try, e.g. 1,2")
+    parser.add_argument("--herald-procs", help="fan-out and persisted: Herald process counts to try, e.g. 1,2")
     parser.add_argument("--rates", help="rates of the ramp (fan-out: publisher messages/s; persisted: total)")
     args = parser.parse_args(argv)
 
     size = SMOKE if args.smoke else FULL
     if args.herald_procs:
-        size = replace(size, fanout_herald_procs=tuple(int(n) for n in args.herald_procs.split(",")))
+        counts = tuple(int(n) for n in args.herald_procs.split(","))
+        size = replace(size, fanout_herald_procs=counts, persisted_herald_procs=counts)
     if args.rates:
         rates = tuple(int(n) for n in args.rates.split(","))
         size = replace(size, fanout_rates=rates, fanout_fixed_rate=rates[0], persisted_rates=rates)
