@@ -35,7 +35,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from hub.transport import text_frame
+from hub.websocket import text_frame
 
 log = logging.getLogger(__name__)
 

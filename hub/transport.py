@@ -60,8 +60,6 @@ from hub.websocket import MAX_PENDING, text_frame
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_PENDING", "EngineConnection", "Packet", "Server", "install", "text_frame", "trim_environ"]
-
 MAX_INBOX = 64  # packets read from one websocket and not handled yet, above which reading pauses
 PING = eio_packet.Packet(eio_packet.PING)
 PING_FRAME = text_frame(PING.encode().encode())
