@@ -310,10 +310,7 @@ class WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
     def _take_over(self, request: Any, accept: str, socket: Socket, environ: dict[str, Any]) -> StreamResponse:
         connection = EngineConnection(socket, self.server.max_http_buffer_size, self.max_pending)
         tail = websocket.take_over(request, accept, connection)
-        # the socket keeps its environ for Socket.IO: not the aiohttp request (and what it holds)
-        environ["REMOTE_ADDR"] = remote_address(environ)
-        environ.pop("aiohttp.request", None)
-        environ.pop("wsgi.input", None)
+        detach_request(environ)  # Socket.IO keeps the environ: not the aiohttp request and what it holds
         socket.connected = True
         socket.upgraded = True
         socket.ws = connection
@@ -440,15 +437,22 @@ def remote_address(environ: dict[str, Any]) -> str:
     return str(environ.get("REMOTE_ADDR") or "unknown")
 
 
+def detach_request(environ: dict[str, Any]) -> None:
+    """Replace the aiohttp request in a socket's environ (which holds the connection's handler,
+    parser and headers) by the one thing Herald reads of it later: the client's address."""
+    environ["REMOTE_ADDR"] = remote_address(environ)
+    environ.pop("aiohttp.request", None)
+    environ.pop("wsgi.input", None)
+
+
 def trim_environ(environ: dict[str, Any]) -> None:
     """Drop what a connected socket's environ need not keep (Socket.IO keeps it for the connection's
-    life): the request headers copied into it (~1 KB) and the aiohttp request; what is left: the
+    life): the aiohttp request and the request headers copied into it (~1 KB); what is left: the
     method, path, query and the client's address."""
-    remote = remote_address(environ)
+    detach_request(environ)
     kept = {key: environ[key] for key in ENVIRON_KEPT if key in environ}
     environ.clear()  # frees the table too, which deleting keys one by one would not
     environ.update(kept)
-    environ["REMOTE_ADDR"] = remote
 
 
 def _bounded_int(digits: str) -> int:

@@ -145,6 +145,7 @@ class WebSocketConnection(asyncio.Protocol):
     __slots__ = (
         "_buffer",
         "_close_after_flush",
+        "_fragment_opcode",
         "_fragments",
         "_resumed",
         "closing",
@@ -167,7 +168,8 @@ class WebSocketConnection(asyncio.Protocol):
         self.out: collections.deque[bytes] | None = None
         self.writer: asyncio.Task[None] | None = None
         self._buffer = b""  # the start of a frame whose rest has not arrived
-        self._fragments: list[bytes] | None = None  # a fragmented message: its opcode's frame first
+        self._fragments: bytearray | None = None  # a fragmented message so far
+        self._fragment_opcode = OP_TEXT
         self._resumed: asyncio.Future[None] | None = None
         self._close_after_flush: int | None = None
 
@@ -178,6 +180,11 @@ class WebSocketConnection(asyncio.Protocol):
 
     def lost(self) -> None:
         """The connection is gone (closed by either side, or broken)."""
+
+    @property
+    def ending(self) -> bool:
+        """Closing, or a close is waiting for the queued frames: nothing more is read or queued."""
+        return self.closing or self._close_after_flush is not None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -208,7 +215,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._buffer = b""
         end = len(data)
         pos = 0
-        while end - pos >= 2 and not self.closing and self._close_after_flush is None:
+        while end - pos >= 2 and not self.ending:
             b0 = data[pos]
             b1 = data[pos + 1]
             opcode = b0 & 0x0F
@@ -237,7 +244,7 @@ class WebSocketConnection(asyncio.Protocol):
             websocket_mask(data[head:start], payload)
             pos = start + n
             self._frame(b0 & FIN, opcode, bytes(payload))
-        if pos < end and not self.closing and self._close_after_flush is None:
+        if pos < end and not self.ending:
             self._buffer = data[pos:]
 
     def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
@@ -247,18 +254,19 @@ class WebSocketConnection(asyncio.Protocol):
             elif fin:
                 self._deliver(opcode, payload)
             else:
-                self._fragments = [bytes((opcode,)), payload]
+                self._fragments = bytearray(payload)
+                self._fragment_opcode = opcode
         elif opcode == OP_CONTINUATION:
             fragments = self._fragments
             if fragments is None:
                 self.close(CloseCode.PROTOCOL_ERROR)
                 return
-            fragments.append(payload)
-            if sum(map(len, fragments)) - 1 > self.max_size:
+            fragments += payload
+            if len(fragments) > self.max_size:
                 self.close(CloseCode.TOO_BIG)
             elif fin:
                 self._fragments = None
-                self._deliver(fragments[0][0], b"".join(fragments[1:]))
+                self._deliver(self._fragment_opcode, bytes(fragments))
         elif opcode == OP_CLOSE:
             code = int.from_bytes(payload[:2]) if len(payload) >= 2 else CloseCode.NORMAL
             self.close(code if 1000 <= code < 5000 else CloseCode.PROTOCOL_ERROR)
@@ -289,7 +297,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def send_frame(self, data: bytes) -> None:
         """Send a whole frame in order: now when nothing waits before it, else behind the others."""
-        if self.write_frame(data) or self.closing or self._close_after_flush is not None:
+        if self.write_frame(data) or self.ending:
             return
         self.pending += 1
         if self.pending > self.max_pending:

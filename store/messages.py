@@ -131,28 +131,27 @@ async def insert_many(conn: Executor, batch: list[NewMessage]) -> list[Row | Non
     rows = await conn.fetch(
         INSERT_MANY, [(m.room_id, m.sender_id, m.client_id, m.text, m.meta, m.reply_to, m.as_service) for m in batch]
     )
-    made = {(r[1], r[2], r[3]): r for r in rows}
-    stored: list[Row | None] = []
-    for m in batch:
-        r = made.get((m.room_id, m.sender_id, m.client_id))
-        stored.append(
-            None
-            if r is None
-            else {
-                "id": r[0],
-                "room_id": m.room_id,
-                "seq": r[4],
-                "sender_id": m.sender_id,
-                "client_id": m.client_id,
-                "text": m.text,
-                "meta": m.meta,
-                "reply_to": m.reply_to,
-                "created_at": r[5],
-                "edited_at": None,
-                "deleted": False,
-            }
-        )
-    return stored
+    made = {(r["room_id"], r["sender_id"], r["client_id"]): r for r in rows}
+    return [_stored(m, made.get((m.room_id, m.sender_id, m.client_id))) for m in batch]
+
+
+def _stored(m: NewMessage, made: asyncpg.Record | None) -> Row | None:
+    """The row of an inserted message: what PostgreSQL made (id, seq, created_at) and the input."""
+    if made is None:
+        return None
+    return {
+        "id": made["id"],
+        "room_id": m.room_id,
+        "seq": made["seq"],
+        "sender_id": m.sender_id,
+        "client_id": m.client_id,
+        "text": m.text,
+        "meta": m.meta,
+        "reply_to": m.reply_to,
+        "created_at": made["created_at"],
+        "edited_at": None,
+        "deleted": False,
+    }
 
 
 async def by_client_id(conn: Executor, room_id: str, sender_id: str, client_id: str) -> asyncpg.Record | None:
