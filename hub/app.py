@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from config import Settings, bind_request_id
-from hub import console, health, openapi, transport
+from hub import console, health, openapi
 from hub.auth import TokenVerifier
 from hub.context import HUB, Hub
 from hub.errors import HubError, as_hub_error, http_response
@@ -32,6 +32,7 @@ from hub.rest import segments as segments_routes
 from hub.rest import users as users_routes
 from hub.rest.common import MAX_BODY_BYTES
 from hub.sockets import ChatSockets
+from hub.transport import server as transport
 from rooms.messages import GroupCommit
 from rooms.presence import Presence
 from store import queue

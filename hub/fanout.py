@@ -17,7 +17,7 @@ quarter of a web node's CPU under persisted chat (docs/benchmarks.md).
 And the local part of every broadcast (this node's sockets in the room) is done once, not per
 recipient: the Socket.IO packet, the Engine.IO packet and the websocket frame are encoded once,
 and the same bytes are written to each recipient's transport when its order allows
-(``hub.transport``), with no task per recipient; the others get the packet the normal way.
+(``hub.transport.server``), with no task per recipient; the others get the packet the normal way.
 
 Pinned to python-socketio 5.18 (``_redis_listen_with_retries`` is copied from it, and
 ``_handle_emit`` follows its message format).

@@ -16,11 +16,11 @@ from typing import Any
 
 import socketio
 
-from hub import transport
 from hub.connections import Conn
 from hub.context import Hub
 from hub.errors import HubError, ack_error, as_hub_error
 from hub.realtime import room_channel, user_channel
+from hub.transport import environ as transport_environ
 from rooms import membership, payloads, render
 from rooms import messages as chat
 from rooms.errors import ChatError
@@ -69,7 +69,7 @@ class ChatSockets:
             if header.lower().startswith("bearer "):
                 token = header[7:].strip()
         try:
-            wait = self.hub.address_rate.take(transport.remote_address(environ))
+            wait = self.hub.address_rate.take(transport_environ.remote_address(environ))
             if wait:
                 raise HubError("rate_limited", "too many connection attempts from this address", retry_after=wait)
             claims = self.hub.verifier.verify(token)
@@ -85,7 +85,7 @@ class ChatSockets:
         for room_id in room_ids:
             await self.sio.enter_room(sid, room_channel(room_id))
         first_here = self.hub.connections.add(conn)  # and its token's expiry: self._expired
-        transport.trim_environ(environ)  # the headers were read: the socket need not keep a copy
+        transport_environ.trim_environ(environ)  # the headers were read: the socket need not keep a copy
         self._spawn(self._after_connect(conn, first_here))
 
     async def _after_connect(self, conn: Conn, first_here: bool) -> None:

@@ -1,4 +1,4 @@
-"""hub.transport.Packet finds binary attachments exactly where python-socketio's own packet does:
+"""hub.transport.packets.Packet finds binary attachments exactly where python-socketio's own packet does:
 a client sent bytes gets them back as an attachment, everything else stays plain JSON."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
 
-from hub.transport import Packet
+from hub.transport.packets import Packet
 
 leaves = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(), st.binary(), st.tuples(st.binary())
