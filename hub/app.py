@@ -85,10 +85,13 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """On SIGTERM: tell every client to reconnect (to another node) and close its socket.
+    """On SIGTERM: tell every client why, then close its connection so that it reconnects by itself.
 
-    aiohttp stops accepting connections before this runs; without it, clients would only see their
-    connections drop.
+    aiohttp stops accepting connections before this runs.  Each socket gets ``closing {code:
+    server_shutdown}``, then its Engine.IO session is closed (a CLOSE packet and, on a websocket, a
+    close frame after what was queued for it).  Not a Socket.IO DISCONNECT: the official clients take
+    that as final ("io server disconnect") and never reconnect, while a closed transport makes them
+    reconnect (to this node once it is back, or to another) and then ``sync``.
     """
     sockets = app.get(SOCKETS)
     if sockets is None:
@@ -96,12 +99,11 @@ async def _close_sockets(app: web.Application) -> None:
     sids = list(sockets.hub.connections.by_sid)
     if sids:
         log.info("closing sockets for shutdown", extra={"sockets": len(sids)})
+    closing = {"code": "server_shutdown", "message": "the server is restarting; reconnect"}
     await asyncio.gather(
-        *(sockets.close(sid, "server_shutdown", "the server is restarting; reconnect") for sid in sids),
+        *(sockets.sio.emit("closing", closing, to=sid, ignore_queue=True) for sid in sids),
         return_exceptions=True,
     )
-    # Then the Engine.IO sockets: a websocket Herald serves itself (hub.websocket) is not aiohttp's
-    # to close on shutdown; it ends with a close frame after what was queued for it.
     eio = sockets.sio.eio
     await asyncio.gather(
         *(s.close(wait=False, reason=eio.reason.SERVER_DISCONNECT) for s in list(eio.sockets.values())),

@@ -93,8 +93,14 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
                 ws.close()
                 if wait:
                     await ws.flushed()
-            elif wait and self._queue is not None:
-                await self._queue.join()
+            elif self._queue is not None:
+                # Herald: the end of the queue, for the stock websocket's writer (a socket upgraded from
+                # polling, or compressed) to close its websocket after the CLOSE packet; engineio left
+                # it open until the client closed it or the writer's poll timed out (interval + timeout).
+                if self.upgraded:
+                    self._queue.put_nowait(None)
+                if wait:
+                    await self._queue.join()
 
 
 class EngineConnection(websocket.WebSocketConnection):

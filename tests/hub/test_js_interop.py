@@ -26,8 +26,8 @@ RUN_TIMEOUT = 30.0
 BEFORE, AFTER = 3, 4
 
 
-def node_and_script() -> tuple[str, Path]:
-    """The node executable and the interop script, or a failure saying how to install them."""
+def node_and_script(script: Path = SCRIPT) -> tuple[str, Path]:
+    """The node executable and a script of tests/js, or a failure saying how to install them."""
     ci = os.environ.get("CI", "").lower() == "true"
     how = "run `make setup` (it runs `npm ci` in tests/js; Node.js 20 must be installed)"
     if ci:
@@ -35,11 +35,11 @@ def node_and_script() -> tuple[str, Path]:
     node = shutil.which("node")
     if node is None:
         pytest.fail(f"`node` is not on PATH: {how}", pytrace=False)
-    if not SCRIPT.is_file():
-        pytest.fail(f"{SCRIPT} is missing", pytrace=False)
+    if not script.is_file():
+        pytest.fail(f"{script} is missing", pytrace=False)
     if not (JS_DIR / "node_modules" / "socket.io-client" / "package.json").is_file():
         pytest.fail(f"socket.io-client is not installed in {JS_DIR / 'node_modules'}: {how}", pytrace=False)
-    return node, SCRIPT
+    return node, script
 
 
 async def run_script(node: str, script: Path, args: dict[str, Any]) -> dict[str, Any]:

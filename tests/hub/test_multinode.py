@@ -70,7 +70,7 @@ async def web_node(env: dict[str, str], tmp_path: Path) -> AsyncIterator[StartWe
     }
 
     async def start(**overrides: str) -> WebNode:
-        port = _free_port()
+        port = int(overrides.pop("PORT", 0)) or _free_port()  # a restarted node keeps its port
         node_env = {**base, **env, "PORT": str(port), "HERALD_HOST": "127.0.0.1", **overrides}
         log = tmp_path / f"web-{port}.log"
         with log.open("wb") as out:

@@ -7,9 +7,12 @@ import signal
 import time
 
 from tests.conftest import token_for
-from tests.helpers import ChatClient
+from tests.helpers import ChatClient, run_node_script
+from tests.hub.test_js_interop import JS_DIR, node_and_script
 from tests.hub.test_multinode import StartWeb, web_node  # noqa: F401  (the fixture)
 from tests.hub.test_rooms import Rest
+
+RESTART_SCRIPT = JS_DIR / "restart.mjs"
 
 
 async def test_sigterm_tells_clients_to_reconnect_and_exits_quickly(web_node: StartWeb, api_key) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
@@ -40,3 +43,49 @@ async def test_sigterm_tells_clients_to_reconnect_and_exits_quickly(web_node: St
     assert [m["text"] for m in synced["rooms"]["team"]["messages"]] == ["while alice moves"]
     await moved.close()
     await bob.close()
+
+
+async def test_official_js_client_reconnects_by_itself_after_a_graceful_restart(web_node: StartWeb, api_key) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    """A deploy restarts a node: the official client, with its default options, comes back by itself
+    and ends with every message of its room exactly once (what it sent, what came while it was away)."""
+    node, script = node_and_script(RESTART_SCRIPT)
+    before, after = 3, 4
+    web = await web_node()
+    port = web.url.rsplit(":", 1)[1]
+    key = await api_key("publish")
+    status, _ = await Rest(web.url, key).request(
+        "POST", "/rooms", {"kind": "private", "id": "deploy", "members": ["alice", "bob"]}
+    )
+    assert status == 201
+    args = {"url": web.url, "room": "deploy", "token": token_for("alice"), "before": before, "total": before + after}
+    client = asyncio.ensure_future(run_node_script(node, script, args, cwd=script.parent, timeout=45))
+    try:
+        while True:  # until alice's messages are in
+            status, page = await Rest(web.url, key).request("GET", "/rooms/deploy/messages")
+            assert status == 200, page
+            if len(page["messages"]) == before or client.done():
+                break
+            await asyncio.sleep(0.05)
+
+        web.proc.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        while web.proc.poll() is None and time.monotonic() - stopping < 20:  # bounded: SHUTDOWN_GRACE
+            await asyncio.sleep(0.05)
+        assert web.proc.returncode == 0, web.log.read_text()[-6000:]
+        again = await web_node(PORT=port)  # the new release, on the same address
+        rest = Rest(again.url, key)
+        for i in range(after):  # while alice is reconnecting, or just after
+            status, _ = await rest.request(
+                "POST", "/rooms/deploy/messages", {"sender_id": "bob", "client_id": f"after-{i}", "text": f"after {i}"}
+            )
+            assert status == 201
+        report = await client
+    finally:
+        if not client.done():
+            client.cancel()
+
+    assert report["closing"] == [{"code": "server_shutdown", "message": "the server is restarting; reconnect"}]
+    assert report["disconnect_reasons"] == ["transport close"], "not 'io server disconnect', which is final"
+    assert report["readies"] == 2, "connected, then reconnected by itself"
+    assert sorted(report["seqs"]) == list(range(1, before + after + 1))
+    assert report["duplicates"] == 0
