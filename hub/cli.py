@@ -23,6 +23,7 @@ from aiohttp import web
 
 from config import Settings, SettingsError, configure_logging
 from hub.auth import mint_token
+from hub.preflight import StartupError, bind_error, reach_database, reach_redis
 from store import apikeys
 from store.db import connect
 from store.migrate import migrate
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.from_env()
         configure_logging(settings.log_level)
         args.run(settings, args)
-    except (SettingsError, CliError) as exc:
+    except (SettingsError, CliError, StartupError) as exc:
         print(f"herald: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="herald", description="Herald: realtime messaging and push notification hub.")
+    parser.add_argument("--version", action="version", version=f"herald {_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     up = sub.add_parser("up", help="run web and worker together; embedded PostgreSQL and Redis when no URLs are set")
@@ -119,10 +121,28 @@ def with_local_state(settings: Settings) -> Settings:
     return replace(settings, **changes) if changes else settings
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("herald-hub")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+        return "unknown"
+
+
 def _need_database(settings: Settings) -> str:
+    """DATABASE_URL, once PostgreSQL answered there (else one line naming the setting)."""
     if not settings.database_url:
         raise CliError("DATABASE_URL: not set, and no `herald up` is running in this folder")
+    _run(reach_database(settings.database_url))
     return settings.database_url
+
+
+def _need_redis(settings: Settings) -> str:
+    if not settings.redis_url:
+        raise CliError("REDIS_URL: not set, and no `herald up` is running in this folder")
+    _run(reach_redis(settings.redis_url))
+    return settings.redis_url
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -212,17 +232,22 @@ def cmd_apikey_revoke(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
     from hub.app import create_app
 
+    _need_database(settings)
+    _need_redis(settings)
     app = create_app(settings)
     _freeze_startup_objects()
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        loop=_new_loop(),
-        shutdown_timeout=SHUTDOWN_GRACE,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            loop=_new_loop(),
+            shutdown_timeout=SHUTDOWN_GRACE,
+        )
+    except OSError as exc:
+        raise bind_error(exc, settings.host, settings.port) or exc from None
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -230,6 +255,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
 
     # arq's Worker takes the current event loop when it is made: set uvloop's first (made after,
     # the worker ran on asyncio's default loop, about twice the CPU per push).
+    _need_database(settings)
+    _need_redis(settings)
     asyncio.set_event_loop(_new_loop())
     worker = create_worker(settings)
     worker.run()
@@ -286,7 +313,9 @@ async def _up(settings: Settings) -> None:
     from hub.app import create_app
     from workers.main import create_worker
 
-    assert settings.database_url is not None
+    assert settings.database_url is not None and settings.redis_url is not None
+    await reach_database(settings.database_url)
+    await reach_redis(settings.redis_url)
     conn = await connect(settings.database_url)
     try:
         applied = await migrate(conn)
@@ -298,7 +327,11 @@ async def _up(settings: Settings) -> None:
     runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
     host = settings.host if settings.host != "0.0.0.0" else "127.0.0.1"
-    await web.TCPSite(runner, host, settings.port).start()
+    try:
+        await web.TCPSite(runner, host, settings.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise bind_error(exc, host, settings.port) or exc from None
     worker = create_worker(settings, handle_signals=False)
     worker_task = asyncio.create_task(worker.async_run())
 
