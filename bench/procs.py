@@ -51,6 +51,58 @@ def machine_busy() -> Sample:
     return Sample(time.monotonic(), (sum(fields[:8]) - idle) / CLOCK_TICKS, 0)
 
 
+KINDS = ("server", "postgres", "redis", "generator", "other")
+
+
+def cpu_by_kind(server_pids: Sequence[int], generator_pid: int | None) -> dict[str, float]:
+    """CPU seconds used so far by every process on the machine, by kind: the server's processes (and
+    their children), PostgreSQL's (backends, autovacuum, WAL writer, checkpointer; with what its
+    exited children used, from the postmaster's cutime: autovacuum workers come and go), Redis, the
+    load generator, and everything else.  Differences of two of these say where a step's cores went."""
+    totals = dict.fromkeys(KINDS, 0.0)
+    servers = set(server_pids)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue  # gone meanwhile
+        comm = head.split("(", 1)[1]
+        fields = tail.split()
+        pid, ppid = int(entry.name), int(fields[1])
+        used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        if pid in servers or ppid in servers:
+            kind = "server"
+        elif pid == generator_pid:
+            kind = "generator"
+        elif comm == "postgres" or comm.startswith("postgres:"):
+            kind = "postgres"
+            if ppid == 1 or not _is_postgres(ppid):  # the postmaster: add its reaped children
+                used += (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+        elif comm.startswith("redis-server"):
+            kind = "redis"
+        else:
+            kind = "other"
+        totals[kind] += used
+    return totals
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().startswith("postgres")
+    except OSError:
+        return False
+
+
+def split_share(start: tuple[float, dict[str, float]], end: tuple[float, dict[str, float]]) -> dict[str, float]:
+    """Cores used by each kind between two (monotonic time, :func:`cpu_by_kind`) readings."""
+    wall = end[0] - start[0]
+    if wall <= 0:
+        return dict.fromkeys(KINDS, 0.0)
+    return {kind: max(0.0, (end[1][kind] - start[1][kind]) / wall) for kind in KINDS}
+
+
 def cpu_share(start: Sample, end: Sample) -> float:
     """Cores used between two samples (1.0 = one core busy)."""
     wall = end.at - start.at

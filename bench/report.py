@@ -231,17 +231,25 @@ def _section(scenario: str, figures: dict[str, Any]) -> list[str]:
             " statement as Herald's single-message path). Herald runs as 1 or more `herald web` processes"
             " sharing Redis and PostgreSQL, clients spread over them.",
             "",
-            "| server | offered/s | acked/s | errors | p50 ms | p99 ms | server CPU | generator CPU | machine CPU |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "CPU is in cores (1.0 = one core busy) over each step, split by process: the server, PostgreSQL"
+            " (every backend, autovacuum and background process), Redis, the generator, and everything else"
+            " on the machine; `machine` is the whole machine.",
+            "",
+            "| server | offered/s | acked/s | errors | p50 ms | p99 ms | server CPU | PostgreSQL | Redis"
+            " | generator CPU | other | machine CPU |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in figures["runs"]:
             label = f"{run['server']} x{run['procs']}"
             for s in run["ramp"]:
+                split = s.get("cpu_split") or {}
                 head.append(
                     f"| {label} | {_n(s['rate'])} | {_n(s['acked_per_s'])} | {s['errors']} | {_ms(s['p50_ms'])} "
-                    f"| {_ms(s['p99_ms'])} | {_n(s.get('server_cpu'), 2)} | {_n(s['generator_cpu'], 2)} "
+                    f"| {_ms(s['p99_ms'])} | {_n(s.get('server_cpu'), 2)} | {_n(split.get('postgres'), 2)} "
+                    f"| {_n(split.get('redis'), 2)} | {_n(s['generator_cpu'], 2)} | {_n(split.get('other'), 2)} "
                     f"| {_n(s.get('machine_cpu'), 2)} |"
                 )
+        head += ["", *_database_lines(figures)]
     else:
         head = [
             "## 3. Idle connections",
@@ -263,6 +271,30 @@ def _section(scenario: str, figures: dict[str, Any]) -> list[str]:
                 f"| {_n(run['connect_s'], 1)} |"
             )
     return [*head, "", *_machine(figures)]
+
+
+def _database_lines(figures: dict[str, Any]) -> list[str]:
+    """Where each run's database started and ended: figures that do not reproduce often say why here."""
+    start = figures.get("database_start")
+    if not start:
+        return []
+    lines = [
+        f"Each run starts on a fresh clone of a seeded template (rooms and members, no messages); the"
+        f" PostgreSQL cluster then held {start['databases']} databases, {_n(start['bytes'] / 1e6)} MB in all"
+        f" (shared_buffers {_n(start['shared_buffers_pages'] * 8 / 1024)} MB). After each run, its `messages`"
+        " table:",
+        "",
+        "| server | rows | MB | dead rows | autovacuums | autoanalyzes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in figures["runs"]:
+        db = run.get("database") or {}
+        if db:
+            lines.append(
+                f"| {run['server']} x{run['procs']} | {_n(db['rows'])} | {_n(db['bytes'] / 1e6, 1)} | {_n(db['dead'])} "
+                f"| {db['autovacuums']} | {db['autoanalyzes']} |"
+            )
+    return lines
 
 
 def run_scenarios(bench: Any, scenarios: tuple[str, ...], info: dict[str, Any], smoke: bool) -> dict[str, Any]:

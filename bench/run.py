@@ -209,9 +209,10 @@ class Bench:
         limit = self.size.max_run_s
         argv = ["node", str(LOADGEN / script), json.dumps({**args, "max_run_s": limit})]
         log = self.logs / f"{script}-{uuid.uuid4().hex[:6]}.log"
-        steps: dict[int, tuple[procs.Sample, procs.Sample]] = {}
+        steps: dict[int, tuple[procs.Sample, procs.Sample, tuple[float, dict[str, float]]]] = {}
         server_cpu: dict[int, float] = {}
         machine_cpu: dict[int, float] = {}
+        cpu_split: dict[int, dict[str, float]] = {}
         extra: dict[str, Any] = {}
         result: dict[str, Any] | None = None
         with procs.started(argv, env=dict(os.environ), cwd=JS_DIR, log=log, stdin=True) as proc:
@@ -223,11 +224,14 @@ class Bench:
                     event = json.loads(line)
                     kind = event.get("event")
                     if kind == "step_start":
-                        steps[event["step"]] = (procs.sample(server_pids), procs.machine_busy())
+                        split = (time.monotonic(), procs.cpu_by_kind(server_pids, proc.pid))
+                        steps[event["step"]] = (procs.sample(server_pids), procs.machine_busy(), split)
                     elif kind == "step_end":
-                        server0, machine0 = steps[event["step"]]
+                        server0, machine0, split0 = steps[event["step"]]
                         server_cpu[event["step"]] = procs.cpu_share(server0, procs.sample(server_pids))
                         machine_cpu[event["step"]] = procs.cpu_share(machine0, procs.machine_busy())
+                        split1 = (time.monotonic(), procs.cpu_by_kind(server_pids, proc.pid))
+                        cpu_split[event["step"]] = procs.split_share(split0, split1)
                     elif kind == "connected" and on_connected is not None:
                         extra = on_connected(proc)
                     elif kind == "result":
@@ -241,6 +245,7 @@ class Bench:
         for step in [*result.get("ramp", []), *([result["fixed"]] if result.get("fixed") else [])]:
             step["server_cpu"] = server_cpu.get(step["step"])
             step["machine_cpu"] = machine_cpu.get(step["step"])
+            step["cpu_split"] = cpu_split.get(step["step"])
         return {**result, **extra}
 
     # -- scenarios ------------------------------------------------------------------------
@@ -297,16 +302,46 @@ class Bench:
         }
         runs = []
         with self.template("persisted", seed) as tpl:
-            for count in self.size.persisted_herald_procs:
-                with self.herald(self.clone(tpl), count) as (urls, pids):
+            cluster = asyncio.run(self._cluster_state())
+            servers: list[tuple[str, int]] = [("herald", count) for count in self.size.persisted_herald_procs]
+            for server, count in [*servers, ("reference", 1)]:
+                database = self.clone(tpl)
+                start = self.herald(database, count) if server == "herald" else self.reference(database)
+                with start as (urls, pids):
                     result = self.generate("persisted.mjs", {**gen_args, "urls": urls}, pids)
-                    runs.append({"server": "herald", "procs": count, **result})
+                result["database"] = asyncio.run(self._database_state(database))
+                runs.append({"server": server, "procs": count, **result})
                 _progress(runs[-1])
-            with self.reference(self.clone(tpl)) as (urls, pids):
-                result = self.generate("persisted.mjs", {**gen_args, "urls": urls}, pids)
-                runs.append({"server": "reference", "procs": 1, **result})
-            _progress(runs[-1])
-        return {"size": {"clients": n, "payload_bytes": 100, "step_s": self.size.step_s}, "runs": runs}
+        size = {"clients": n, "payload_bytes": 100, "step_s": self.size.step_s}
+        return {"size": size, "runs": runs, "database_start": cluster}
+
+    async def _cluster_state(self) -> dict[str, Any]:
+        """What the PostgreSQL cluster held when a scenario started (a figure that does not reproduce
+        may come from a cluster left large by earlier runs)."""
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS databases, sum(pg_database_size(datname)) AS bytes FROM pg_database"
+                " WHERE datallowconn"
+            )
+            buffers = await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'shared_buffers'")
+        finally:
+            await conn.close()
+        assert row is not None
+        return {"databases": row["databases"], "bytes": int(row["bytes"] or 0), "shared_buffers_pages": int(buffers)}
+
+    async def _database_state(self, url: str) -> dict[str, Any]:
+        """The bench database after a run: a fresh clone of the seeded template (no messages) before it."""
+        conn = await asyncpg.connect(url)
+        try:
+            row = await conn.fetchrow(
+                "SELECT n_live_tup AS rows, n_dead_tup AS dead, autovacuum_count AS autovacuums,"
+                " autoanalyze_count AS autoanalyzes, pg_total_relation_size(relid) AS bytes"
+                " FROM pg_stat_user_tables WHERE relname = 'messages'"
+            )
+        finally:
+            await conn.close()
+        return dict(row) if row is not None else {}
 
     def idle(self) -> dict[str, Any]:
         n = self.size.idle_connections

@@ -54,6 +54,11 @@ def test_every_scenario_runs_at_smoke_size(service_urls: tuple[str, str], redis_
         assert run["fixed"]["p50_ms"] is not None
     for run in results["persisted"]["runs"]:
         assert run["ramp"] and all(step["acked"] > 0 and step["errors"] == 0 for step in run["ramp"])
+        for step in run["ramp"]:  # where the cores went, by process
+            assert set(step["cpu_split"]) == {"server", "postgres", "redis", "generator", "other"}
+            assert step["cpu_split"]["postgres"] > 0, "every acked message was a PostgreSQL commit"
+        assert run["database"]["autovacuums"] >= 0
+    assert results["persisted"]["database_start"]["databases"] >= 1
     for run in results["idle"]["runs"]:
         assert run["clients"] == 20 and run["still_open"] == 20
         assert run["rss_after"] > 0
