@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from config import Settings, SettingsError, configure_logging
+from hub import httpserver
 from hub.auth import mint_token
 from hub.preflight import StartupError, bind_error, reach_database, reach_redis
 from store import apikeys
@@ -237,15 +238,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
     app = create_app(settings)
     _freeze_startup_objects()
     try:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            loop=_new_loop(),
-            shutdown_timeout=SHUTDOWN_GRACE,
-        )
+        _run(httpserver.serve(app, settings.host, settings.port, shutdown_timeout=SHUTDOWN_GRACE))
     except OSError as exc:
         raise bind_error(exc, settings.host, settings.port) or exc from None
 
@@ -324,7 +317,7 @@ async def _up(settings: Settings) -> None:
     if applied:
         print(f"applied migrations: {', '.join(map(str, applied))}", flush=True)
 
-    runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+    runner = httpserver.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     host = settings.host if settings.host != "0.0.0.0" else "127.0.0.1"
     try:
