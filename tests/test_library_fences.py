@@ -395,3 +395,40 @@ def test_aiohttp_websocket_mask_is_where_hub_websocket_imports_it() -> None:
     from aiohttp._websocket import helpers
 
     assert callable(helpers.websocket_mask), "aiohttp._websocket.helpers.websocket_mask moved: see hub/websocket.py"
+
+
+#: Distributions whose functions Herald only extends (calling the library's own): bounded at the next
+#: major.  Every other library in COPIES is bounded at the next minor.
+EXTENDED_ONLY = {"google-auth"}
+
+
+def _distribution(module: str) -> str:
+    """The declared dependency that installs ``module`` (``google`` is shared by several)."""
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    [name] = {canonicalize_name(d) for d in packages_distributions()[module.split(".")[0]]} & set(_declared())
+    return name
+
+
+def _declared() -> dict[str, Any]:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {canonicalize_name(r.name): r for r in map(Requirement, project["dependencies"])}
+
+
+def test_libraries_herald_copies_from_are_pinned_to_the_minor_it_was_checked_against() -> None:
+    from importlib.metadata import version
+
+    for dist in sorted({_distribution(copy.library) for copy in COPIES} - EXTENDED_ONLY):
+        requirement = _declared()[dist]
+        major, minor = (int(part) for part in version(dist).split(".")[:2])
+        uppers = [spec.version for spec in requirement.specifier if spec.operator == "<"]
+        assert uppers == [f"{major}.{minor + 1}"], (
+            f"{requirement}: Herald copies or overrides {dist}'s internals (COPIES): bound it below {major}.{minor + 1}"
+        )
