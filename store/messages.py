@@ -1,5 +1,11 @@
 """SQL for chat messages.  ``seq`` is per room, gap-free: it is taken from ``rooms.last_seq``
-in the same statement that inserts the message, so a failed insert gives its number back."""
+in the same statement that inserts the message, so a failed insert gives its number back.
+
+Lock order: every statement that bumps ``rooms.last_seq`` locks its rooms before anything else,
+in room id order (:data:`INSERT` locks one room; :data:`INSERT_MANY` locks its rooms sorted by
+id), so two group commits on different web nodes never wait for each other in a cycle.  Edits and
+deletes touch only the message row.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from store.db import Executor, Row
 MESSAGE_COLUMNS = "id, room_id, seq, sender_id, client_id, text, meta, reply_to, created_at, edited_at, deleted"
 
 # One round trip: bump the room's seq only when the sender is a member, the client_id is new and
-# reply_to (if any) is a message of the same room; then insert with that seq.
+# reply_to (if any) is a message of the same room; then insert with that seq.  The room's row is
+# the statement's first lock and its only one on rooms, so there is no order to keep.
 INSERT = f"""
 WITH bump AS (
     UPDATE rooms SET last_seq = last_seq + 1
@@ -34,6 +41,10 @@ RETURNING {MESSAGE_COLUMNS}
 # The batch goes as one JSON array of rows (one encode in C), not as seven arrays, which asyncpg
 # encodes element by element (about 4 µs per message); and it returns only what PostgreSQL made
 # (the rest is the input), where reading back text and meta cost a JSON decode in Python per row.
+# ``locked`` takes the rooms' row locks in id order (LockRows above the Sort) before ``bump``
+# updates them: UPDATE ... FROM locks rows in whatever order its join yields them, and two nodes'
+# batches over the same rooms deadlocked ("while updating tuple ... in relation rooms").  FOR NO
+# KEY UPDATE is the lock the UPDATE takes anyway, so it waits for nothing the UPDATE would not.
 INSERT_MANY = """
 WITH input AS (
     SELECT e->>0 AS room_id, e->>1 AS sender_id, e->>2 AS client_id, e->>3 AS text, (e->4)::jsonb AS meta,
@@ -48,11 +59,14 @@ ok AS (
       )
       AND (i.reply_to IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = i.reply_to AND room_id = i.room_id))
 ),
+locked AS MATERIALIZED (
+    SELECT rooms.id, c.n FROM rooms
+    JOIN (SELECT room_id, count(*) AS n FROM ok GROUP BY room_id) c ON c.room_id = rooms.id
+    ORDER BY rooms.id FOR NO KEY UPDATE OF rooms
+),
 bump AS (
-    UPDATE rooms SET last_seq = rooms.last_seq + c.n
-    FROM (SELECT room_id, count(*) AS n FROM ok GROUP BY room_id) c
-    WHERE rooms.id = c.room_id
-    RETURNING rooms.id, rooms.last_seq - c.n AS base
+    UPDATE rooms SET last_seq = rooms.last_seq + l.n FROM locked l WHERE rooms.id = l.id
+    RETURNING rooms.id, rooms.last_seq - l.n AS base
 )
 INSERT INTO messages (room_id, seq, sender_id, client_id, text, meta, reply_to)
 SELECT ok.room_id, bump.base + ok.rn, ok.sender_id, ok.client_id, ok.text, ok.meta, ok.reply_to
