@@ -9,13 +9,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from config import Settings, bind_request_id
-from hub import console, health, openapi
+from hub import console, health, openapi, redis_link
 from hub.auth import TokenVerifier
 from hub.context import HUB, Hub
 from hub.errors import HubError, as_hub_error, http_response
@@ -35,7 +34,6 @@ from hub.sockets import ChatSockets
 from hub.transport import server as transport
 from rooms.messages import GroupCommit
 from rooms.presence import Presence
-from store import queue
 from store.db import create_pool
 
 log = logging.getLogger(__name__)
@@ -133,9 +131,9 @@ def _lifespan(
             plain_statements=True,
             server_settings={"plan_cache_mode": "force_custom_plan"},
         )
-        redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        redis = redis_link.client(settings.redis_url)  # every call bounded: a frozen Redis holds nothing
         node_id = uuid.uuid4().hex[:12]
-        arq = await queue.connect(settings.redis_url)
+        arq = redis_link.queue_client(settings.redis_url)
         hub = Hub(
             settings=settings,
             pool=pool,
@@ -161,7 +159,7 @@ def _lifespan(
                 await presence_task
             hub.connections.close()
             await sockets.drain()
-            await arq.aclose()
+            await arq.aclose(close_connection_pool=True)
             await redis.aclose()
             await writer_pool.close()
             await pool.close()

@@ -26,6 +26,11 @@ class Realtime:
     async def to_room(self, event: str, room_id: str, data: dict[str, Any], *, skip_sid: str | None = None) -> None:
         await self.sio.emit(event, data, room=room_channel(room_id), skip_sid=skip_sid)
 
+    async def to_room_now(self, event: str, room_id: str, data: dict[str, Any], *, skip_sid: str | None = None) -> None:
+        """As :meth:`to_room`, returning once this node's sockets have it: the other nodes get it
+        with the next Redis pipeline, which nothing waits for (a chat ack must not wait on Redis)."""
+        await self.manager.broadcast(event, data, room_channel(room_id), skip_sid)
+
     async def to_user(self, event: str, user_id: str, data: dict[str, Any]) -> None:
         await self.sio.emit(event, data, room=user_channel(user_id))
 

@@ -198,8 +198,8 @@ class ChatSockets:
             raise ChatError("rate_limited", "too many messages; slow down", retry_after=round(wait, 3))
         row, created = await chat.send(self.hub.pool, out, batcher=self.hub.message_writer)
         message = render.message(row)
-        if created:
-            await self.hub.realtime.to_room(
+        if created:  # the ack waits for the commit and this node's sockets, never for Redis
+            await self.hub.realtime.to_room_now(
                 "message:new", out.room_id, {"room": out.room_id, "message": message}, skip_sid=conn.sid
             )
         return {"ok": True, "message": message}
@@ -210,7 +210,7 @@ class ChatSockets:
         text = payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long="too_large")
         row = await chat.edit(self.hub.pool, room_id, message_id, conn.user_id, text)
         message = render.message(row)
-        await self.hub.realtime.to_room("message:updated", room_id, {"room": room_id, "message": message})
+        await self.hub.realtime.to_room_now("message:updated", room_id, {"room": room_id, "message": message})
         return {"ok": True, "message": message}
 
     async def message_delete(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +218,7 @@ class ChatSockets:
         message_id = payloads.required_integer(data, "id", minimum=1)
         row = await chat.delete(self.hub.pool, room_id, message_id, conn.user_id)
         message = render.message(row)
-        await self.hub.realtime.to_room("message:deleted", room_id, {"room": room_id, "message": message})
+        await self.hub.realtime.to_room_now("message:deleted", room_id, {"room": room_id, "message": message})
         return {"ok": True, "message": message}
 
     async def history(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
