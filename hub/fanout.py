@@ -99,8 +99,10 @@ class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             await super().emit(event, data, namespace, room, skip_sid, callback, **kwargs)
             return
         message = self._emit_message(event, args, namespace or "/", room, skip_sid)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(message, done)  # the other nodes', in call order (before anything can wait)
         await self._handle_emit(message)  # this node's sockets
-        await self._publish(message)  # the other nodes'
+        await done  # the pipeline went out or was given up on
 
     async def broadcast(self, event: str, data: dict[str, Any], room: str, skip_sid: str | None = None) -> None:
         """A room event sent to this node's sockets at once and queued for the other nodes, not
@@ -110,8 +112,8 @@ class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             await self.emit(event, data, "/", room, skip_sid)
             return
         message = self._emit_message(event, [data], "/", room, skip_sid)
-        await self._handle_emit(message)
         self._enqueue(message, None)
+        await self._handle_emit(message)
 
     def _emit_message(self, event: str, args: list[Any], namespace: str, room: Any, skip_sid: Any) -> dict[str, Any]:
         return {  # the keys in python-socketio's order: host_id last (see _listen)

@@ -85,6 +85,16 @@ async def test_two_nodes_sending_into_the_same_rooms_in_opposite_orders_store_ev
     for room in ROOMS:
         seqs = sorted(r["seq"] for r in stored if r["room_id"] == room)
         assert seqs == list(range(1, 2 * PER_NODE * ROUNDS + 1)), room
+    # Each client got every other sender's messages, and each node's in seq order per room.
+    node_of = {user: url for _, user, url in senders}
+    for client, user, _ in senders:
+        got = await client.wait_for("message:new", len(ROOMS) * (2 * PER_NODE - 1) * ROUNDS, timeout=ACK_WITHIN)
+        for room in ROOMS:
+            for url in users:
+                seqs = [
+                    e["message"]["seq"] for e in got if e["room"] == room and node_of[e["message"]["sender_id"]] == url
+                ]
+                assert seqs == sorted(seqs) and len(seqs) == (PER_NODE - (url == node_of[user])) * ROUNDS, (user, room)
     # The batches locked their rooms in one order: PostgreSQL never had to break a deadlock.
     logs = n1.log.read_text() + n2.log.read_text()
     aborted = [json.loads(line) for line in logs.splitlines() if '"statement aborted' in line]
