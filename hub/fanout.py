@@ -64,7 +64,6 @@ MAX_OUTGOING = 20_000
 
 
 class HubManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-
     def __init__(self, url: str, channel: str, *, write_only: bool = False) -> None:
         super().__init__(url, channel=channel, write_only=write_only, redis_options=dict(redis_link.CLIENT_OPTIONS))
         self.on_control: ControlHandler | None = None
