@@ -38,6 +38,41 @@ class Copy:
 COPIES = [
     # python-engineio 4.15 (hub/transport)
     Copy(
+        "engineio.async_server.AsyncServer.handle_request",
+        "hub.transport.engine.EngineServer.handle_request",
+        "1a8c878e35166cfe868d2cef40cdeb33af620541363a705c4dd2eea76c0f27af",
+    ),
+    Copy(
+        "engineio.async_server.AsyncServer.attach",
+        "hub.transport.engine.EngineServer.attach",
+        "7874d4dc1c319bc64a2790ab71805718c7b414a390d83a5c561bc8dd7c1f3905",
+    ),
+    Copy(
+        "engineio.base_server.BaseServer._ok",
+        "hub.transport.engine.EngineServer._ok",
+        "b8f717402eac2b0d081f6415b588d6adf3a8e35a7ef36c2f952299a368d55f42",
+    ),
+    Copy(
+        "engineio.base_server.BaseServer._bad_request",
+        "hub.transport.engine.EngineServer._bad_request",
+        "af66afac6f6c67db7b376a8da29240c7a0c407cebd108f100d7a03dbf4ff565f",
+    ),
+    Copy(
+        "engineio.async_socket.AsyncSocket.handle_post_request",
+        "hub.transport.socket.Socket.handle_post_request",
+        "82dca119a261a95904b8714cc255ab79aaaef0acd4a0ef98d8ef7a116c370ef2",
+    ),
+    Copy(
+        "engineio.async_socket.AsyncSocket.receive",
+        "hub.transport.socket.Socket.receive",
+        "a91ae36ec2fb5340713ec03be88b1ece9887d2f3116ff09f24dda3a6d965db28",
+    ),
+    Copy(
+        "engineio.async_socket.AsyncSocket.handle_get_request",
+        "hub.transport.engine.EngineServer._answer",
+        "05eaae9f0a60d9be3f4c0227a639930b2f8f31445fc23ed81c2184e74bdff64d",
+    ),
+    Copy(
         "engineio.async_server.AsyncServer._handle_connect",
         "hub.transport.engine.EngineServer._handle_connect",
         "5bd7edc1d1ae115ae973b4a39b435d3b243a3c9b1e3218f21bbeb7ef6aa37e93",
@@ -345,6 +380,9 @@ PRIVATE: list[tuple[str, Callable[[], Any], tuple[str, ...], str]] = [
             "_ok",
             "_bad_request",
             "_generate_sid_cookie",
+            "_make_response",
+            "_cors_allowed_origins",
+            "compression_methods",
             "_service_task",
             "start_service_task",
         ),

@@ -56,3 +56,12 @@ class WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
             await self._sock.send_bytes(message)
         else:
             await self._sock.send_str(message)
+
+
+async def accept_and_close(environ: dict[str, Any]) -> StreamResponse:
+    """A websocket for a session that already has one, or is being upgraded to one: accepted, then
+    closed at once (code 1000), as the Node server does; engineio answered 400 "Unexpected HTTP request"."""
+    ws = WebSocketResponse(compress=False)
+    await ws.prepare(environ["aiohttp.request"])
+    await ws.close()
+    return ws

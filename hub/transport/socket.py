@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from engineio import async_socket, exceptions
 from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 
 from hub import websocket
 from hub.websocket import text_frame
@@ -19,8 +20,18 @@ if TYPE_CHECKING:
 MAX_INBOX = 64  # packets read from one websocket and not handled yet, above which reading pauses
 
 
+class PayloadError(exceptions.EngineIOError):  # type: ignore[misc]
+    """A polling POST whose body is not an Engine.IO payload; its session is closed."""
+
+
+class PollOverlap(exceptions.EngineIOError):  # type: ignore[misc]
+    """A second GET poll while one waits; its session is closed (the Node server's "overlap from client")."""
+
+
 class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
     """engineio's socket with its queue made on first use, pings from the wheel, and ``ws`` when lean."""
+
+    polling = False  # a GET poll waits for packets (set on the instance only by a polling session)
 
     def __init__(self, server: EngineServer, sid: str) -> None:
         # BaseSocket.__init__ without the queue (made by the property below if ever used)
@@ -35,7 +46,7 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
         self.closed = False
         self.session: dict[str, Any] = {}
         self.ws: EngineConnection | None = None  # the websocket, when opened as one
-        self.wheel_slot = 0
+        self.wheel_due = 0.0  # when the PingWheel next looks at this socket (time.monotonic())
 
     @property
     def herald_ws(self) -> EngineConnection | None:
@@ -76,6 +87,52 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
         self.server.logger.info("%s: Client is gone, closing socket", self.sid)
         # abort=False writes a CLOSE packet, for a half-open socket to learn it is disconnected
         await self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT)
+
+    async def handle_poll(self) -> list[eio_packet.Packet]:
+        """A long-polling GET: wait for packets to send; refuse a second GET while one waits."""
+        if self.polling:
+            # the Node server's rule: the session is closed, and the GET that waits gets the CLOSE packet
+            await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)
+            raise PollOverlap()
+        if self.upgrading or self.upgraded:
+            return [eio_packet.Packet(eio_packet.NOOP)]  # the websocket carries the session now
+        self.polling = True
+        try:
+            return list(await self.poll())
+        except exceptions.QueueEmpty:
+            await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)
+            raise
+        finally:
+            self.polling = False
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        """A long-polling POST (engineio 4.15's; a body that is not a payload closes the session and
+        raises :class:`PayloadError`, where engineio raised ``ValueError``, logged it with its stack and
+        answered ``OK``; a payload of more than engineio's 16 packets is read whole, since its size is
+        already bounded by ``max_http_buffer_size``, as the JS client bounds its batches)."""
+        length = int(environ.get("CONTENT_LENGTH", "0"))
+        if length > self.server.max_http_buffer_size:
+            raise exceptions.ContentTooLongError()
+        body = await environ["wsgi.input"].read(length)
+        decoded = eio_payload.Payload()
+        decoded.max_decode_packets = self.server.max_http_buffer_size
+        try:
+            decoded.decode(body.decode("utf-8"))
+        except (ValueError, KeyError, IndexError):  # bad UTF-8, packet type, base64 or JSONP form
+            await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)  # Node: "parse error"
+            raise PayloadError() from None
+        for pkt in decoded.packets:
+            await self.receive(pkt)
+
+    async def receive(self, pkt: eio_packet.Packet) -> None:
+        """engineio's, but a CLOSE over polling also answers the GET that waits (with a NOOP, as the Node
+        server does) instead of leaving it to time out after interval + timeout with a 400."""
+        if pkt.packet_type != eio_packet.CLOSE or self.ws is not None or self.upgraded:
+            await super().receive(pkt)
+            return
+        await self.close(wait=False, abort=True, reason=self.server.reason.CLIENT_DISCONNECT)
+        if self.polling:
+            self.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         """Close the socket connection (engineio 4.15's; a lean websocket is closed after the packets
@@ -169,6 +226,6 @@ class EngineConnection(websocket.WebSocketConnection):
             await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
         finally:
             socket.ws = None
-            socket.wheel_slot = 0
+            socket.wheel_due = 0.0
             if server.sockets.get(socket.sid) is socket:
                 del server.sockets[socket.sid]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import time
 from typing import TYPE_CHECKING
@@ -20,10 +22,19 @@ PING_FRAME = text_frame(PING.encode().encode())
 
 
 class PingWheel:
-    """Every socket's next ping and pong deadline, on one timer: buckets of ``tick`` seconds.
+    """Every socket's next ping and pong deadline, on one timer, each kept to the exact time.
 
-    A socket is in the bucket of its next due time; ``Socket.wheel_slot`` says which bucket is
-    current for it, so an entry left behind by a reschedule (a pong before its deadline) is
+    ``Socket.wheel_due`` is a socket's exact due time (``time.monotonic()``); the socket waits in the
+    bucket of ``tick`` seconds that holds that time, a list entry and nothing else.  When the
+    timer fires, the buckets that have begun are moved into ``head``, a heap of ``(due, n, socket)``
+    that only ever holds the sockets due within about one tick; every socket whose due time has
+    come is handled, and the timer is armed again at the earliest due time in ``head`` (or at the
+    start of the next bucket, which becomes part of ``head`` then).  So a ping goes out, and a
+    silent socket is closed, in the loop iteration where its time comes, never before; and the
+    timer fires about once per distinct due time (the pings' own rate) plus once per bucket.
+
+    An entry is stale when its socket was filed again later (a pong before its deadline):
+    ``wheel_due`` then names another bucket, or another due time in ``head``, and the entry is
     skipped.  Due with no ping outstanding: send one and wait ``ping_timeout`` for the pong.  Due
     with a ping outstanding: the client is gone, close the socket (reason ``PING_TIMEOUT``).
     """
@@ -32,60 +43,81 @@ class PingWheel:
         self.server = server
         self.tick = tick
         self.buckets: dict[int, list[Socket]] = {}
-        self.cursor = 0  # the next slot to run
+        self.next_slot: int | None = None  # the lowest key of ``buckets``
+        self.cursor = 0  # slots below this one go to ``head``
+        self.head: list[tuple[float, int, Socket]] = []
+        self.order = itertools.count()  # breaks ties in ``head`` (sockets do not compare)
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = math.inf  # monotonic time the timer fires at
         self.running = False
         self.closing: set[asyncio.Task[None]] = set()
 
     def add(self, sock: Socket, delay: float) -> None:
-        slot = math.ceil((time.monotonic() + delay) / self.tick)
-        sock.wheel_slot = slot
-        bucket = self.buckets.get(slot)
-        if bucket is None:
-            self.buckets[slot] = [sock]
+        due = time.monotonic() + delay
+        sock.wheel_due = due
+        slot = math.floor(due / self.tick)
+        if slot < self.cursor:
+            heapq.heappush(self.head, (due, next(self.order), sock))
         else:
-            bucket.append(sock)
-        if self.running:
-            return  # _run re-arms when it is done
-        if self.timer is None or slot < self.cursor:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.cursor = slot
-            self._arm()
+            bucket = self.buckets.get(slot)
+            if bucket is None:
+                self.buckets[slot] = [sock]
+                if self.next_slot is None or slot < self.next_slot:
+                    self.next_slot = slot
+            else:
+                bucket.append(sock)
+        if not self.running and due < self.timer_at:
+            self._arm(due)  # _run re-arms when it is done
 
-    def _arm(self) -> None:
+    def _arm(self, at: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_at(self._loop_time(loop, self.cursor * self.tick), self._run)
-
-    @staticmethod
-    def _loop_time(loop: asyncio.AbstractEventLoop, monotonic_at: float) -> float:
-        return loop.time() + (monotonic_at - time.monotonic())
+        self.timer_at = at
+        self.timer = loop.call_at(loop.time() + (at - time.monotonic()), self._run)
 
     def _run(self) -> None:
         self.timer = None
+        self.timer_at = math.inf
         self.running = True
         try:
-            self._due(math.floor(time.monotonic() / self.tick))
+            now = time.monotonic()
+            self._take_begun(math.floor(now / self.tick))
+            self._due(now)
         finally:
             self.running = False
-        if self.buckets:
-            self.cursor = max(self.cursor, min(self.buckets))
-            self._arm()
+        at = self.head[0][0] if self.head else math.inf
+        if self.next_slot is not None:
+            at = min(at, self.next_slot * self.tick)
+        if at < math.inf:
+            self._arm(at)
 
-    def _due(self, now_slot: int) -> None:
+    def _take_begun(self, now_slot: int) -> None:
+        """Move the current entries of every bucket up to ``now_slot`` into ``head``."""
+        tick = self.tick
+        head = self.head
+        while self.next_slot is not None and self.next_slot <= now_slot:
+            slot = self.next_slot
+            for sock in self.buckets.pop(slot):
+                due = sock.wheel_due
+                if math.floor(due / tick) == slot:
+                    heapq.heappush(head, (due, next(self.order), sock))
+            self.next_slot = min(self.buckets) if self.buckets else None
+        self.cursor = max(self.cursor, now_slot + 1)
+
+    def _due(self, now: float) -> None:
         server = self.server
-        while self.cursor <= now_slot:
-            slot = self.cursor
-            self.cursor += 1
-            for sock in self.buckets.pop(slot, ()):
-                if sock.wheel_slot != slot or sock.closed or sock.closing:
-                    continue
-                if sock.last_ping is None:  # the pong came: ping again
-                    sock.last_ping = time.time()
-                    sock.send_nowait(PING, PING_FRAME)
-                    self.add(sock, server.ping_timeout)
-                else:  # no pong within ping_timeout
-                    sock.wheel_slot = 0
-                    task = asyncio.ensure_future(sock.ping_timed_out())
-                    self.closing.add(task)
-                    task.add_done_callback(self.closing.discard)
+        head = self.head
+        while head and head[0][0] <= now:
+            due, _, sock = heapq.heappop(head)
+            if sock.wheel_due != due or sock.closed or sock.closing:
+                continue  # filed again since, or gone
+            if sock.last_ping is None:  # the pong came: ping again
+                sock.last_ping = time.time()
+                sock.send_nowait(PING, PING_FRAME)
+                self.add(sock, server.ping_timeout)
+            else:  # no pong within ping_timeout
+                sock.wheel_due = 0.0
+                task = asyncio.ensure_future(sock.ping_timed_out())
+                self.closing.add(task)
+                task.add_done_callback(self.closing.discard)
