@@ -38,6 +38,7 @@ from store import locks, queue
 from store import notifications as notification_store
 from store.segments import Condition, compile_filter
 from workers.context import WorkerApp, app_of
+from workers.liveness import LEASE
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ WAIT_FOR_NOTIFICATIONS = 1.0
 
 
 async def campaign_run(ctx: dict[str, Any], campaign_id: str) -> str:
-    """arq job: do what is owed now for one campaign."""
+    """arq job: do what is owed now for one campaign (held elsewhere: look again one lease later)."""
     app = app_of(ctx)
     async with locks.exclusive(app.pool, locks.CAMPAIGNS, campaign_id) as mine:
-        return await run(app, campaign_id) if mine else "busy"
+        if mine:
+            return await run(app, campaign_id)
+    raise Retry(defer=LEASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from store.db import create_pool
 from workers.campaigns import campaign_run
 from workers.chat_push import push_pending_forever
 from workers.context import WorkerApp, app_of
+from workers.liveness import LEASE, Renewer
 from workers.notify import notify
 from workers.retention import purge_forever
 from workers.sweeper import sweep_forever
@@ -76,9 +77,38 @@ class ResilientWorker(Worker):
 
     arq itself lets the ConnectionError out of ``Worker.run`` and the process ends; queued jobs
     live on in Redis or are re-enqueued from PostgreSQL by the sweeper, so waiting is enough.
+
+    A job it starts is locked to it for ``lease`` seconds, renewed while the job runs
+    (workers.liveness): a killed worker's jobs start again elsewhere within one lease.
     """
 
     redis_down = False
+
+    def __init__(self, *args: Any, lease: float = LEASE, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_progress_timeout_s = lease  # arq's was the largest job timeout + 10 s
+        self.renewer = Renewer(
+            redis=lambda: self._pool,
+            holding=lambda: [job_id for job_id, task in self.tasks.items() if not task.done()],
+            running=lambda: list(self.job_tasks),
+            lease=lease,
+        )
+
+    async def main(self) -> None:
+        renewing = asyncio.create_task(self.renewer.run())
+        try:
+            await super().main()
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's, less the jobs this process is still running: one whose lease lapsed while it ran
+        (the process stalled) is not started again here (arq keeps one task per job id, and a
+        second would end the first one's bookkeeping)."""
+        mine = {job_id for job_id, task in self.tasks.items() if not task.done()}
+        await super().start_jobs([job_id for job_id in job_ids if job_id.decode() not in mine])
 
     async def _poll_iteration(self) -> None:
         try:
@@ -111,8 +141,13 @@ class ResilientWorker(Worker):
         self._pool = None
 
 
-def create_worker(settings: Settings, *, burst: bool = False, handle_signals: bool = True) -> Worker:
-    """An arq worker for ``settings``; pools and provider clients open in its start-up hook."""
+def create_worker(
+    settings: Settings, *, burst: bool = False, handle_signals: bool = True, lease: float = LEASE
+) -> Worker:
+    """An arq worker for ``settings``; pools and provider clients open in its start-up hook.
+
+    ``lease``: seconds a killed worker's jobs wait before another worker starts them (workers.liveness).
+    """
     settings.require_services()
     settings.require_push_provider()
     assert settings.database_url is not None and settings.redis_url is not None
@@ -182,4 +217,5 @@ def create_worker(settings: Settings, *, burst: bool = False, handle_signals: bo
         keep_result=60,
         max_jobs=MAX_JOBS,
         poll_delay=POLL_DELAY,
+        lease=lease,
     )

@@ -32,6 +32,7 @@ from store import rooms as room_store
 from store.coalesce import Coalescer
 from workers.backoff import retry_delay
 from workers.context import WorkerApp, app_of
+from workers.liveness import LEASE
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,16 @@ RECORD_BATCH = 5000
 
 
 async def notify(ctx: dict[str, Any], notification_id: str) -> str:
-    """arq job: deliver what is owed for one notification."""
+    """arq job: deliver what is owed for one notification.
+
+    Another worker holding the notification's lock is still running this job (its lease lapsed
+    while it was alive: workers.liveness): the job stays queued and looks again one lease later.
+    """
     app = app_of(ctx)
     async with locks.exclusive(app.pool, locks.NOTIFICATIONS, notification_id) as mine:
-        return await deliver(app, notification_id) if mine else "busy"
+        if mine:
+            return await deliver(app, notification_id)
+    raise Retry(defer=LEASE)
 
 
 async def deliver(app: WorkerApp, notification_id: str) -> str:

@@ -5,8 +5,8 @@ After a restart, what was answered is not sent again, what was never started is 
 what was in flight is sent again with the same ``apns-id`` and collapse id / Android tag, so the
 device replaces the notification instead of showing it twice.
 
-arq runs a killed worker's job again only once its in-progress key expires: the largest timeout of
-the worker's functions plus 10 s (LIBRARIES.md), hence the long wait for completion.
+arq runs a killed worker's job again once its in-progress key expires: a lease of 10 s that the
+worker renews while it lives (workers.liveness), so about 10 s after the kill.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.workers.test_notify import notify, register
 HERALD = Path(sys.executable).with_name("herald")
 REPO = Path(__file__).resolve().parents[2]
 USERS = ("ana", "ben", "cy")
-RECOVERY_WITHIN = 60.0  # the in-progress key lives max(function timeouts) + 10 s; see the module doc
+RECOVERY_WITHIN = 60.0  # the killed worker's lease runs out within 10 s; see the module doc
 SETTLE_WITHIN = 1.0  # time given to the killed worker to record answers it already got
 # The killed worker's job must still be running at the kill: with a 3 s timeout, a loaded machine
 # (2 CPUs) sometimes let arq time the job out first, which is not the crash this file is about.
