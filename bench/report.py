@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import push_report
+from bench import inbound, push_report
 
 FANOUT_P99_MS = 100.0
 PERSISTED_P99_MS = 50.0
@@ -183,6 +183,8 @@ def markdown(results: dict[str, Any]) -> str:
         if scenario in results:
             parts += ["", *_section(scenario, results[scenario])]
     parts += push_report.sections(results, _machine)
+    if "inbound" in results:
+        parts += ["", *inbound.section(results["inbound"])]
     return "\n".join(parts) + "\n"
 
 

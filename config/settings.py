@@ -62,6 +62,7 @@ class Settings:
     ws_compression: bool = False  # HERALD_WS_COMPRESSION
     ping_interval: float = 25.0  # HERALD_PING_INTERVAL (seconds between Engine.IO pings)
     ping_timeout: float = 20.0  # HERALD_PING_TIMEOUT (seconds to answer one before the socket is closed)
+    connect_timeout: float = 45.0  # HERALD_CONNECT_TIMEOUT (seconds to send a Socket.IO CONNECT)
     max_text_length: int = 4000  # HERALD_MAX_TEXT_LENGTH (characters)
     max_frame_bytes: int = 64 * 1024  # HERALD_MAX_FRAME_BYTES
     message_rate: float = 20.0  # HERALD_MESSAGE_RATE (messages per second per user)
@@ -116,6 +117,7 @@ class Settings:
             ws_compression=e.get("HERALD_WS_COMPRESSION", _bool, False),
             ping_interval=e.get("HERALD_PING_INTERVAL", _float_range(1.0, 3600.0), 25.0),
             ping_timeout=e.get("HERALD_PING_TIMEOUT", _float_range(0.1, 3600.0), 20.0),
+            connect_timeout=e.get("HERALD_CONNECT_TIMEOUT", _float_range(0.1, 3600.0), 45.0),
             max_text_length=e.get("HERALD_MAX_TEXT_LENGTH", _int_range(1, 16_000), 4000),
             max_frame_bytes=e.get("HERALD_MAX_FRAME_BYTES", _int_range(16_384, 16 * 1024 * 1024), 65_536),
             message_rate=e.get("HERALD_MESSAGE_RATE", _positive_float, 20.0),

@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
         async_mode="aiohttp",
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
+        connect_timeout=settings.connect_timeout,
         client_manager=manager,
         cors_allowed_origins=_socketio_origins(settings),
         max_http_buffer_size=settings.max_frame_bytes,

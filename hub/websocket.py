@@ -9,9 +9,15 @@ arrive and writes frames straight to the transport.  What it keeps per connectio
 partial frame while one is arriving, and a queue and a writer task only while packets wait.
 
 Frames in: masked (a client must mask), no extensions (none are negotiated), text or binary,
-fragments joined up to ``max_size``; pings answered, pongs ignored.  A frame that breaks the rules
-closes the connection with the code RFC 6455 gives for it: 1002 protocol error, 1007 text that is
-not UTF-8, 1009 message over ``max_size``.  A close frame is answered with the same code.
+fragments joined up to ``max_size`` (text checked as UTF-8 fragment by fragment); pings answered,
+pongs ignored.  Bytes are kept in one ``bytearray`` while a frame is incomplete and looked at again
+only once the whole frame is there, so reading is linear in the bytes received however the peer
+splits them.  A frame that breaks the rules ends the connection with the code RFC 6455 (section 7.4)
+gives for it: 1002 protocol error, 1007 text that is not UTF-8, 1009 message over ``max_size``.  A
+close frame is answered with its own code, or 1002 if that code may not be sent (1004-1006, 1015,
+1016-2999, below 1000 or above 4999) or the payload is one byte, 1007 if its reason is not UTF-8.
+Either way nothing more is read, and the messages that came before are handled first
+(:meth:`WebSocketConnection.fail` waits for :meth:`WebSocketConnection.busy` to be false).
 
 Frames out, and the rules that keep them correct:
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import codecs
 import collections
 import hashlib
 import struct
@@ -39,6 +46,7 @@ from aiohttp._websocket.helpers import websocket_mask  # C-accelerated when aioh
 
 HIGH_WATER = 256 * 1024  # bytes in a transport's buffer above which frames wait in the queue
 MAX_PENDING = 4096  # frames queued for one connection before it is cut off as too slow
+CLOSE_GRACE = 5.0  # seconds the messages received before a close may take to be handled
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 
 FIN = 0x80
@@ -51,6 +59,12 @@ class CloseCode(IntEnum):
     PROTOCOL_ERROR = 1002
     INVALID_DATA = 1007
     TOO_BIG = 1009
+
+
+def may_be_received(code: int) -> bool:
+    """Whether a peer may send this close code (RFC 6455 7.4, and the IANA registry's 1012-1014;
+    the rule of the Node ``ws`` server)."""
+    return (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code <= 4999
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
@@ -145,9 +159,13 @@ class WebSocketConnection(asyncio.Protocol):
     __slots__ = (
         "_buffer",
         "_close_after_flush",
+        "_close_when_idle",
         "_fragment_opcode",
         "_fragments",
+        "_need",
         "_resumed",
+        "_stopped",
+        "_utf8",
         "closing",
         "max_pending",
         "max_size",
@@ -167,9 +185,13 @@ class WebSocketConnection(asyncio.Protocol):
         self.pending = 0  # frames in the queue or held by the writer
         self.out: collections.deque[bytes] | None = None
         self.writer: asyncio.Task[None] | None = None
-        self._buffer = b""  # the start of a frame whose rest has not arrived
+        self._buffer: bytearray | None = None  # the start of a frame whose rest has not arrived
+        self._need = 0  # bytes the buffer must hold before it is worth parsing again
         self._fragments: bytearray | None = None  # a fragmented message so far
         self._fragment_opcode = OP_TEXT
+        self._utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message as it comes
+        self._close_when_idle: int | None = None  # the close code to send once busy() is false
+        self._stopped = False  # nothing more is read: ending, or a close is held for busy()
         self._resumed: asyncio.Future[None] | None = None
         self._close_after_flush: int | None = None
 
@@ -181,10 +203,27 @@ class WebSocketConnection(asyncio.Protocol):
     def lost(self) -> None:
         """The connection is gone (closed by either side, or broken)."""
 
+    def busy(self) -> bool:
+        """Whether messages already received are still being handled (subclasses that handle them
+        later say so, and call :meth:`idle` when done)."""
+        return False
+
+    def idle(self) -> None:
+        """The messages received so far are handled: send the close :meth:`fail` held back."""
+        code = self._close_when_idle
+        if code is not None:
+            self._close_when_idle = None
+            self.close(code)
+
     @property
     def ending(self) -> bool:
         """Closing, or a close is waiting for the queued frames: nothing more is read or queued."""
         return self.closing or self._close_after_flush is not None
+
+    @property
+    def reading(self) -> bool:
+        """Whether frames are still read (not after a close frame, a broken rule, or the end)."""
+        return not self._stopped
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -194,6 +233,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self._stopped = True
         self._wake_writer()
         if self.out is not None:
             self.out.clear()
@@ -210,12 +250,23 @@ class WebSocketConnection(asyncio.Protocol):
         return False  # a half-closed websocket is a closed one
 
     def data_received(self, data: bytes) -> None:
-        if self._buffer:
-            data = self._buffer + data
-            self._buffer = b""
+        buffer = self._buffer
+        if buffer is not None:
+            buffer += data
+            if len(buffer) < self._need or self._stopped:
+                return  # the frame is still incomplete: it is parsed once, when whole
+            self._buffer = None
+            self._parse(bytes(buffer))
+        elif not self._stopped:
+            self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
         end = len(data)
         pos = 0
-        while end - pos >= 2 and not self.ending:
+        need = 2
+        while not self._stopped:
+            if end - pos < 2:
+                break
             b0 = data[pos]
             b1 = data[pos + 1]
             opcode = b0 & 0x0F
@@ -223,68 +274,104 @@ class WebSocketConnection(asyncio.Protocol):
             head = pos + 2
             if n == 126:
                 if end - pos < 4:
+                    need = 4
                     break
                 n = int.from_bytes(data[head : head + 2])
                 head += 2
             elif n == 127:
                 if end - pos < 10:
+                    need = 10
                     break
                 n = int.from_bytes(data[head : head + 8])
                 head += 8
             if b0 & 0x70 or not b1 & 0x80 or (opcode >= OP_CLOSE and (n > 125 or not b0 & FIN)):
-                self.close(CloseCode.PROTOCOL_ERROR)  # reserved bits, an unmasked frame, a long control frame
+                self.fail(CloseCode.PROTOCOL_ERROR)  # reserved bits, an unmasked frame, a long control frame
                 return
             if n > self.max_size:
-                self.close(CloseCode.TOO_BIG)
+                self.fail(CloseCode.TOO_BIG)
                 return
             start = head + 4
             if end - start < n:
+                need = start + n - pos
                 break
             payload = bytearray(data[start : start + n])
             websocket_mask(data[head:start], payload)
             pos = start + n
-            self._frame(b0 & FIN, opcode, bytes(payload))
-        if pos < end and not self.ending:
-            self._buffer = data[pos:]
+            self._frame(b0 & FIN, opcode, payload)
+        if pos < end and not self._stopped:
+            self._buffer = bytearray(data[pos:])
+            self._need = need
 
-    def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
+    def _frame(self, fin: int, opcode: int, payload: bytearray) -> None:
         if opcode in (OP_TEXT, OP_BINARY):
             if self._fragments is not None:
-                self.close(CloseCode.PROTOCOL_ERROR)  # a new message inside a fragmented one
+                self.fail(CloseCode.PROTOCOL_ERROR)  # a new message inside a fragmented one
             elif fin:
                 self._deliver(opcode, payload)
             else:
-                self._fragments = bytearray(payload)
+                self._fragments = payload
                 self._fragment_opcode = opcode
+                if opcode == OP_TEXT:
+                    self._utf8 = codecs.getincrementaldecoder("utf-8")()
+                    self._check_utf8(payload, final=False)
         elif opcode == OP_CONTINUATION:
             fragments = self._fragments
             if fragments is None:
-                self.close(CloseCode.PROTOCOL_ERROR)
+                self.fail(CloseCode.PROTOCOL_ERROR)
                 return
             fragments += payload
             if len(fragments) > self.max_size:
-                self.close(CloseCode.TOO_BIG)
-            elif fin:
+                self.fail(CloseCode.TOO_BIG)
+            elif self._check_utf8(payload, final=bool(fin)) and fin:
                 self._fragments = None
-                self._deliver(self._fragment_opcode, bytes(fragments))
+                self._utf8 = None
+                self._deliver(self._fragment_opcode, fragments)
         elif opcode == OP_CLOSE:
-            code = int.from_bytes(payload[:2]) if len(payload) >= 2 else CloseCode.NORMAL
-            self.close(code if 1000 <= code < 5000 else CloseCode.PROTOCOL_ERROR)
+            self.fail(_close_answer(payload))
         elif opcode == OP_PING:
-            self.transport.write(frame(OP_PONG, payload))
+            self.transport.write(frame(OP_PONG, bytes(payload)))
         elif opcode != OP_PONG:
-            self.close(CloseCode.PROTOCOL_ERROR)  # an opcode RFC 6455 reserves
+            self.fail(CloseCode.PROTOCOL_ERROR)  # an opcode RFC 6455 reserves
 
-    def _deliver(self, opcode: int, payload: bytes) -> None:
+    def _check_utf8(self, payload: bytearray, *, final: bool) -> bool:
+        """Feed a text fragment to the incremental check: False (and the connection failed) at the
+        first byte that cannot be UTF-8, without waiting for the rest of the message."""
+        utf8 = self._utf8
+        if utf8 is None:
+            return True
+        try:
+            utf8.decode(payload, final)
+        except UnicodeDecodeError:
+            self.fail(CloseCode.INVALID_DATA)
+            return False
+        return True
+
+    def _deliver(self, opcode: int, payload: bytearray) -> None:
         if opcode == OP_BINARY:
-            self.message_received(payload)
+            self.message_received(bytes(payload))
             return
         try:
             text = payload.decode()
         except UnicodeDecodeError:
-            self.close(CloseCode.INVALID_DATA)
+            self.fail(CloseCode.INVALID_DATA)
             return
         self.message_received(text)
+
+    def fail(self, code: int) -> None:
+        """End the connection from our side after the peer's close frame or a broken rule: nothing
+        more is read; the close frame goes once the messages received before are handled."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._buffer = None
+        self._fragments = None
+        self._utf8 = None
+        self._close_when_idle = code
+        self.transport.pause_reading()
+        if self.busy():  # bounded: a handler that hangs does not keep the connection open
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self.idle)
+        else:
+            self.idle()
 
     # -- writing ------------------------------------------------------------------------
 
@@ -302,6 +389,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.pending += 1
         if self.pending > self.max_pending:
             self.closing = True
+            self._stopped = True
             self.transport.abort()  # too slow a reader: cut it off rather than buffer without bound
             return
         out = self.out
@@ -348,11 +436,29 @@ class WebSocketConnection(asyncio.Protocol):
         holds first); the peer's own close frame, if it comes, finds the connection ending."""
         if self.closing:
             return
+        self._stopped = True
         if self.writer is not None:
             self._close_after_flush = code
             return
         self.closing = True
-        self._buffer = b""
+        self._buffer = None
         self._fragments = None
+        self._utf8 = None
         self.transport.write(close_frame(code, reason))
         self.transport.close()
+
+
+def _close_answer(payload: bytearray) -> int:
+    """The code to answer a peer's close frame with (RFC 6455 5.5.1 and 7.4)."""
+    if not payload:
+        return CloseCode.NORMAL  # no status code given
+    if len(payload) == 1:
+        return CloseCode.PROTOCOL_ERROR  # a status code is two bytes
+    code = int.from_bytes(payload[:2])
+    if not may_be_received(code):
+        return CloseCode.PROTOCOL_ERROR
+    try:
+        payload[2:].decode()
+    except UnicodeDecodeError:
+        return CloseCode.INVALID_DATA
+    return code

@@ -139,6 +139,36 @@ COPIES = [
         "a00022b42c1c29e908fd601c32aa1854aeaf2f131b3acc12461f6030e1ab9e9b",
     ),
     Copy(
+        "socketio.async_server.AsyncServer._handle_event",
+        "hub.transport.server.Server._handle_event",
+        "65178105ef8b593d1ebb63610cbabab0c29654cee50fd669ba0a66590f2e1f54",
+    ),
+    Copy(
+        "socketio.async_server.AsyncServer._handle_connect",
+        "hub.transport.server.Server._serves",
+        "c97c480cf777de36bd6348c6335ac61b324e6ed16372660100d10223faf79a74",
+    ),
+    Copy(
+        "socketio.async_server.AsyncServer._handle_eio_message",
+        "hub.transport.server.Server._handle_eio_message",
+        "bef50fc0e1635921c922995dba721d05d1c5ccc95d6a6b7647a1db75c4e6032e",
+    ),
+    Copy(
+        "socketio.async_server.AsyncServer._handle_eio_connect",
+        "hub.transport.server.Server._handle_eio_connect",
+        "76704886d944a7e648d24c37acb921c9866a58a6c1086f2cd9917ec0386e3517",
+    ),
+    Copy(
+        "socketio.async_server.AsyncServer._handle_eio_disconnect",
+        "hub.transport.server.Server._handle_eio_disconnect",
+        "9344593148b66fd9b4e7614e7a1427f641c74c8cbf1d85263c0ca70d8bfeace5",
+    ),
+    Copy(
+        "socketio.packet.Packet.decode",
+        "hub.transport.packets.Packet.decode",
+        "61ad7904b539f4728d84d0db1a2051a762676a85ab5bacfaf83f3b3465190a8a",
+    ),
+    Copy(
         "socketio.base_server.BaseServer._engineio_server_class",
         "hub.transport.server.Server._engineio_server_class",
         "8cc5cd097b72f79efd133baa8c7cd9a33472392e21e431f41027932d55f486e7",
@@ -392,7 +422,21 @@ PRIVATE: list[tuple[str, Callable[[], Any], tuple[str, ...], str]] = [
     (
         "socketio.AsyncServer",
         _socketio_server,
-        ("_send_packet", "_send_eio_packet", "_engineio_server_class", "packet_class", "eio"),
+        (
+            "_send_packet",
+            "_send_eio_packet",
+            "_engineio_server_class",
+            "packet_class",
+            "eio",
+            "_handle_event_internal",
+            "_handle_connect",
+            "_handle_eio_message",
+            "_handle_eio_connect",
+            "_handle_eio_disconnect",
+            "handlers",
+            "namespace_handlers",
+            "namespaces",
+        ),
         "hub/transport/server.py, hub/fanout.py",
     ),
     (

@@ -118,7 +118,7 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
         decoded.max_decode_packets = self.server.max_http_buffer_size
         try:
             decoded.decode(body.decode("utf-8"))
-        except (ValueError, KeyError, IndexError):  # bad UTF-8, packet type, base64 or JSONP form
+        except (ValueError, KeyError, IndexError, RecursionError):  # bad UTF-8, type, base64, JSONP, depth
             await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)  # Node: "parse error"
             raise PayloadError() from None
         for pkt in decoded.packets:
@@ -163,13 +163,25 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
 class EngineConnection(websocket.WebSocketConnection):
     """The websocket of one Engine.IO socket opened as a websocket (see ``hub.websocket``)."""
 
-    __slots__ = ("inbox", "reader", "socket")
+    __slots__ = ("handling", "inbox", "reader", "socket")
 
     def __init__(self, socket: Socket, max_size: int, max_pending: int) -> None:
         super().__init__(max_size, max_pending)
         self.socket = socket
         self.inbox: collections.deque[eio_packet.Packet] | None = None
         self.reader: asyncio.Task[None] | None = None
+        self.handling = 0  # Socket.IO event handlers running for this connection (hub.transport.server)
+
+    def busy(self) -> bool:
+        """Packets wait in the inbox, or their event handlers still run: a close the peer asked for
+        (or earned) goes after their acks."""
+        return self.reader is not None or self.handling > 0
+
+    def handled(self) -> None:
+        """One event handler is done."""
+        self.handling -= 1
+        if not self.busy():
+            self.idle()
 
     def enqueue(self, pkt: eio_packet.Packet) -> None:
         """Send ``pkt`` in order: direct when nothing waits before it, else behind the others."""
@@ -183,7 +195,7 @@ class EngineConnection(websocket.WebSocketConnection):
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
         except Exception:
-            self.close(websocket.CloseCode.PROTOCOL_ERROR)  # not an Engine.IO packet
+            self.fail(websocket.CloseCode.PROTOCOL_ERROR)  # not an Engine.IO packet
             return
         if pkt.packet_type == eio_packet.PONG:
             self.socket.schedule_ping()
@@ -215,6 +227,8 @@ class EngineConnection(websocket.WebSocketConnection):
         finally:
             self.reader = None
             self.inbox = None
+            if not self.handling:
+                self.idle()
 
     def lost(self) -> None:
         self.socket.server.spawn(self._transport_closed())

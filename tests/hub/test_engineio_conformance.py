@@ -101,6 +101,15 @@ async def test_a_malformed_post_is_refused_and_closes_the_session(url: str) -> N
             assert await _refusal(resp) == 1, "the session is gone"
 
 
+async def test_a_post_nested_too_deep_for_the_json_decoder_is_refused_and_closes_the_session(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        sid = (await _handshake(http, url))["sid"]
+        async with http.post(url, params=_session(sid), data="4" + "[" * 5000) as resp:
+            assert await _refusal(resp) == 3  # engineio's decoder raised RecursionError: a 500
+        async with http.get(url, params=_session(sid)) as resp:
+            assert await _refusal(resp) == 1, "the session is gone"
+
+
 async def test_a_second_get_poll_is_refused_and_closes_the_session(url: str) -> None:
     async with aiohttp.ClientSession() as http:
         sid = (await _handshake(http, url))["sid"]

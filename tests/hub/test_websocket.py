@@ -5,11 +5,8 @@ aiohttp holding nothing of a connection once it was taken over."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
-import hashlib
 import json
-import os
 import struct
 from collections.abc import AsyncIterator
 
@@ -20,8 +17,9 @@ from aiohttp.web_protocol import RequestHandler
 from config import Settings
 from hub import websocket
 from hub.app import SOCKETS, create_app
-from tests.conftest import token_for
 from tests.helpers import serving
+from tests.wire import RawClient, connect_packet
+from tests.wire import connected as _connected
 
 Node = tuple[str, int, web.Application, web.AppRunner]
 
@@ -31,99 +29,6 @@ async def node(env: dict[str, str]) -> AsyncIterator[Node]:
     app = create_app(Settings.from_env({**env, "HERALD_MAX_FRAME_BYTES": "16384", "HERALD_MAX_TEXT_LENGTH": "1000"}))
     async with serving(app) as (runner, port):
         yield f"http://127.0.0.1:{port}", port, app, runner
-
-
-class RawClient:
-    """A websocket client written out byte by byte, so each test says exactly what goes on the wire."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, port: int, version: str = "13") -> tuple[RawClient, bytes]:
-        """Connect and send the upgrade; returns the client and the response head."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n\r\n"
-            ).encode()
-        )
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        if head.startswith(b"HTTP/1.1 101"):
-            accept = base64.b64encode(hashlib.sha1(key.encode() + websocket.GUID).digest())
-            assert b"Sec-WebSocket-Accept: " + accept + b"\r\n" in head
-        return cls(reader, writer), head
-
-    @staticmethod
-    def frame(opcode: int, payload: bytes, fin: bool = True, masked: bool = True, rsv: int = 0) -> bytes:
-        n = len(payload)
-        b0 = (0x80 if fin else 0) | rsv | opcode
-        m = 0x80 if masked else 0
-        if n < 126:
-            head = bytes((b0, m | n))
-        elif n < 65536:
-            head = struct.pack("!BBH", b0, m | 126, n)
-        else:
-            head = struct.pack("!BBQ", b0, m | 127, n)
-        if not masked:
-            return head + payload
-        mask = os.urandom(4)
-        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-    def send(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def read(self) -> tuple[int, bytes]:
-        """The next frame from the server: (opcode, payload); a server never masks."""
-        b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), 5)
-        assert b0 & 0x80 and not b1 & 0x80  # whole frames, unmasked
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(await self.reader.readexactly(2))
-        elif n == 127:
-            n = int.from_bytes(await self.reader.readexactly(8))
-        return b0 & 0x0F, await self.reader.readexactly(n)
-
-    async def text(self) -> str:
-        opcode, payload = await self.read()
-        assert opcode == websocket.OP_TEXT, (opcode, payload)
-        return payload.decode()
-
-    async def until(self, prefix: str) -> str:
-        while not (text := await self.text()).startswith(prefix):
-            pass
-        return text
-
-    async def texts_until_close(self) -> tuple[list[str], int]:
-        """The text frames up to the server's close frame, and its code."""
-        texts = []
-        while True:
-            opcode, payload = await self.read()
-            if opcode == websocket.OP_CLOSE:
-                return texts, int.from_bytes(payload[:2])
-            texts.append(payload.decode())
-
-    async def closed_with(self) -> int:
-        """Read up to the server's close frame: its code; then the server ends the TCP connection."""
-        _, code = await self.texts_until_close()
-        assert await asyncio.wait_for(self.reader.read(), 5) == b""
-        return code
-
-
-def connect_packet(user: str) -> bytes:
-    return ("40" + json.dumps({"token": token_for(user)})).encode()
-
-
-async def _connected(port: int, user: str) -> RawClient:
-    client, _ = await RawClient.open(port)
-    assert (await client.text()).startswith("0{")  # Engine.IO OPEN
-    client.send(RawClient.frame(websocket.OP_TEXT, connect_packet(user)))
-    await client.until('42["ready"')
-    return client
 
 
 async def _sockets(app: web.Application, count: int) -> None:
@@ -269,3 +174,88 @@ async def test_shutdown_tells_the_client_why_then_closes_its_websocket(node: Nod
     assert texts[-1] == "1"  # Engine.IO CLOSE, then the close frame
     assert code == 1000
     assert await asyncio.wait_for(client.reader.read(), 5) == b""
+
+
+@pytest.mark.parametrize(
+    ("payload", "answer"),
+    [
+        (b"", 1000),  # no status code: a normal close
+        (struct.pack("!H", 1001) + b"going", 1001),
+        (struct.pack("!H", 1012), 1012),  # registered with IANA after RFC 6455 (service restart)
+        (struct.pack("!H", 3000), 3000),  # registered for libraries
+        (struct.pack("!H", 4999) + "é".encode(), 4999),  # private use, a UTF-8 reason
+        (b"\x03", 1002),  # one byte cannot be a status code
+        (struct.pack("!H", 1000) + b"\xff\xfe", 1007),  # a reason that is not UTF-8
+        *((struct.pack("!H", code), 1002) for code in (999, 1004, 1005, 1006, 1015, 1016, 1100, 2999, 5000)),
+    ],
+    ids=lambda v: v.hex() if isinstance(v, bytes) else str(v),
+)
+async def test_a_close_frame_is_answered_with_its_code_or_the_error_its_payload_makes(
+    node: Node, payload: bytes, answer: int
+) -> None:
+    _, port, app, _ = node
+    client = await _connected(port, "alice")
+    client.send(RawClient.frame(websocket.OP_CLOSE, payload))
+    assert await client.closed_with() == answer
+    await _sockets(app, 0)
+
+
+async def test_a_message_right_before_a_bad_frame_is_handled_and_answered_before_the_close(node: Node) -> None:
+    _, port, _, _ = node
+    client = await _connected(port, "mallory")
+    # one write: a valid event with an ack id, then an unmasked frame (a protocol error)
+    client.send(
+        RawClient.frame(websocket.OP_TEXT, b'421["presence",{"room":"nowhere"}]')
+        + RawClient.frame(websocket.OP_TEXT, b"42[]", masked=False)
+    )
+    texts, code = await client.texts_until_close()
+    acks = [json.loads(t[3:]) for t in texts if t.startswith("431")]
+    assert acks and acks[0][0]["error"]["code"] == "not_found"  # answered, not dropped
+    assert code == 1002
+
+
+async def test_a_client_close_waits_for_the_acks_of_the_events_before_it(node: Node) -> None:
+    _, port, _, _ = node
+    client = await _connected(port, "alice")
+    client.send(
+        b"".join(
+            RawClient.frame(websocket.OP_TEXT, f'42{i}["presence",{{"room":"nowhere"}}]'.encode()) for i in range(5)
+        )
+        + RawClient.frame(websocket.OP_CLOSE, struct.pack("!H", 1000))
+    )
+    texts, code = await client.texts_until_close()
+    assert sorted(t[:3] for t in texts if t.startswith("43")) == [f"43{i}" for i in range(5)]
+    assert code == 1000
+
+
+async def test_text_that_is_not_utf8_fails_at_its_first_fragment_without_waiting_for_the_last(node: Node) -> None:
+    _, port, _, _ = node
+    client = await _connected(port, "alice")
+    client.send(RawClient.frame(websocket.OP_TEXT, b'42["x","\xc3\x28', fin=False))  # never finished
+    assert await client.closed_with() == 1007
+
+
+async def test_a_character_split_between_fragments_is_read_whole(node: Node) -> None:
+    _, port, _, _ = node
+    client = await _connected(port, "alice")
+    text = '421["é-event"]'.encode()  # an unknown event: the error names it
+    cut = text.index("é".encode()) + 1  # inside the two bytes of é
+    client.send(
+        RawClient.frame(websocket.OP_TEXT, text[:cut], fin=False)
+        + RawClient.frame(websocket.OP_CONTINUATION, text[cut:])
+    )
+    answer = json.loads((await client.until("431"))[3:])
+    assert "é-event" in answer[0]["error"]["message"]
+
+
+async def test_a_big_frame_in_many_small_reads_arrives_whole(env: dict[str, str]) -> None:
+    app = create_app(Settings.from_env({**env, "HERALD_MAX_FRAME_BYTES": str(4 * 1024 * 1024)}))
+    async with serving(app) as (_, port):
+        client = await _connected(port, "alice")
+        room = "r" * (3 * 1024 * 1024)
+        wire = RawClient.frame(websocket.OP_TEXT, f'427["presence",{{"room":"{room}"}}]'.encode())
+        for i in range(0, len(wire), 65536):
+            client.send(wire[i : i + 65536])
+            await client.writer.drain()
+        answer = json.loads((await client.until("437"))[3:])
+        assert answer[0]["error"]["code"] in {"not_found", "invalid_payload"}
