@@ -54,7 +54,7 @@ clean:
 # with the machine and date in docs/benchmarks.md.  Not part of `make test` (its smoke size is).
 BENCH_NODE_STAMP := bench/node_modules/.installed-stamp
 
-.PHONY: bench-fanout bench-persisted bench-idle
+.PHONY: bench-fanout bench-persisted bench-idle bench-inbound
 
 # The smoke test of the harness (tests/bench) needs the generator's Node packages too.
 setup: $(BENCH_NODE_STAMP)
@@ -67,6 +67,11 @@ $(BENCH_NODE_STAMP): bench/package.json bench/package-lock.json
 bench: $(STAMP) $(BENCH_NODE_STAMP)
 	$(BIN)/python -m bench.run all
 	$(BIN)/python -m bench.push_run all
+	$(BIN)/python -m bench.inbound
+
+# Inbound websocket parsing alone, Herald's parser against wsproto's (section 6 of docs/benchmarks.md).
+bench-inbound: $(STAMP)
+	$(BIN)/python -m bench.inbound
 
 bench-fanout: $(STAMP) $(BENCH_NODE_STAMP)
 	$(BIN)/python -m bench.run fanout

@@ -25,8 +25,9 @@ Frames out, and the rules that keep them correct:
   (``pending == 0``); otherwise it goes through the queue behind them;
 - *back-pressure*: the transport's high-water mark is ``HIGH_WATER``; above it (a slow reader) frames
   wait in the queue, whose writer waits for ``resume_writing``.  When more than ``max_pending`` are
-  queued the connection is aborted: a slow reader never holds memory without bound and never slows
-  the others (a broadcast never waits on one connection).
+  queued the reader is cut off (:meth:`WebSocketConnection._cut_off`): a 1013 close frame, then a
+  reset after ``CUT_GRACE`` seconds.  A slow reader never holds memory without bound, in Herald or in
+  the kernel, and never slows the others (a broadcast never waits on one connection).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import binascii
 import codecs
 import collections
 import hashlib
+import socket
 import struct
 from enum import IntEnum
 from typing import Any
@@ -47,6 +49,7 @@ from aiohttp._websocket.helpers import websocket_mask  # C-accelerated when aioh
 HIGH_WATER = 256 * 1024  # bytes in a transport's buffer above which frames wait in the queue
 MAX_PENDING = 4096  # frames queued for one connection before it is cut off as too slow
 CLOSE_GRACE = 5.0  # seconds the messages received before a close may take to be handled
+CUT_GRACE = 2.0  # seconds a reader cut off as too slow has to read its close frame before the reset
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 
 FIN = 0x80
@@ -59,6 +62,7 @@ class CloseCode(IntEnum):
     PROTOCOL_ERROR = 1002
     INVALID_DATA = 1007
     TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013
 
 
 def may_be_received(code: int) -> bool:
@@ -388,9 +392,7 @@ class WebSocketConnection(asyncio.Protocol):
             return
         self.pending += 1
         if self.pending > self.max_pending:
-            self.closing = True
-            self._stopped = True
-            self.transport.abort()  # too slow a reader: cut it off rather than buffer without bound
+            self._cut_off()  # too slow a reader: cut it off rather than buffer without bound
             return
         out = self.out
         if out is None:
@@ -398,6 +400,21 @@ class WebSocketConnection(asyncio.Protocol):
         out.append(data)
         if self.writer is None:
             self.writer = asyncio.ensure_future(self._drain())
+
+    def _cut_off(self) -> None:
+        """Cut off a reader too slow for its queue: what waits in the queue is dropped, a 1013 close
+        frame (try again later) goes behind what the transport already holds, and CUT_GRACE seconds
+        later the connection is reset if it is still open: a reset, not a close, so that the kernel
+        drops the bytes the reader never took instead of keeping them for it."""
+        self.closing = True
+        self._stopped = True
+        if self.out is not None:
+            self.out.clear()
+        self._wake_writer()
+        transport = self.transport
+        transport.write(close_frame(CloseCode.TRY_AGAIN_LATER, "too slow"))
+        transport.close()  # closes once what it holds is written, or at the reset
+        asyncio.get_running_loop().call_later(CUT_GRACE, reset, transport)
 
     async def _drain(self) -> None:
         """The writer: exists while frames wait; waits while the transport's buffer is full."""
@@ -462,3 +479,12 @@ def _close_answer(payload: bytearray) -> int:
     except UnicodeDecodeError:
         return CloseCode.INVALID_DATA
     return code
+
+
+def reset(transport: Any) -> None:
+    """Reset a connection that is still open (TCP RST: unsent bytes are dropped, not kept)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() == -1:
+        return  # closed already: everything was read
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

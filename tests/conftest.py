@@ -32,7 +32,7 @@ from config import Settings
 from hub.app import create_app
 from hub.auth import mint_token
 from store.migrate import load_migrations, migrate
-from tests.helpers import ChatClient, database_url_with, redis_url_with
+from tests.helpers import ChatClient, database_url_with, redis_url_with, start_serving
 
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
 TEMPLATE_LOCK = 0x7E57
@@ -195,15 +195,8 @@ async def start_node(env: dict[str, str]) -> AsyncIterator[Node]:
     runners: list[web.AppRunner] = []
 
     async def start(**overrides: str) -> str:
-        app = create_app(Settings.from_env({**env, **overrides}))
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await start_serving(create_app(Settings.from_env({**env, **overrides})))
         runners.append(runner)
-        server = site._server
-        assert server is not None and server.sockets
-        port = server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
 
     yield start

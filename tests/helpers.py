@@ -15,6 +15,8 @@ import pytest
 import socketio
 from aiohttp import web
 
+from hub import httpserver
+
 
 def database_url_with(url: str, database: str) -> str:
     parts = urlsplit(url)
@@ -105,13 +107,20 @@ async def run_node_script(
 
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[tuple[web.AppRunner, int]]:
-    """``app`` served in this process on a free port of 127.0.0.1: (its runner, the port)."""
-    runner = web.AppRunner(app, handle_signals=False)
+    """``app`` served in this process on a free port of 127.0.0.1 by the server ``herald web`` runs
+    (``hub.httpserver``): (its runner, the port)."""
+    runner, port = await start_serving(app)
+    try:
+        yield runner, port
+    finally:
+        await runner.cleanup()
+
+
+async def start_serving(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Start serving ``app`` as :func:`serving` does; the caller cleans the runner up."""
+    runner = httpserver.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    assert site._server is not None
-    try:
-        yield runner, site._server.sockets[0].getsockname()[1]
-    finally:
-        await runner.cleanup()
+    assert site._server is not None and site._server.sockets
+    return runner, site._server.sockets[0].getsockname()[1]

@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config import Settings
 from hub.app import create_app
 from tests.conftest import token_for
-from tests.helpers import ChatClient
+from tests.helpers import ChatClient, start_serving
 
 EVENTS = [
     "room:join",
@@ -68,11 +67,7 @@ class ThreadedHub:
 
     async def _start(self) -> None:
         settings = Settings.from_env({**self.env, "HERALD_MESSAGE_RATE": "10000", "HERALD_MESSAGE_BURST": "10000"})
-        self.runner = web.AppRunner(create_app(settings))
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, port = await start_serving(create_app(settings))
         self.url = f"http://127.0.0.1:{port}"
         self.client = ChatClient(self.url, token_for("fuzzer"))
         await self.client.open()

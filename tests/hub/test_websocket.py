@@ -9,6 +9,7 @@ import gc
 import json
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -259,3 +260,55 @@ async def test_a_big_frame_in_many_small_reads_arrives_whole(env: dict[str, str]
             await client.writer.drain()
         answer = json.loads((await client.until("437"))[3:])
         assert answer[0]["error"]["code"] in {"not_found", "invalid_payload"}
+
+
+async def _flood_until_cut(app: web.Application, client: RawClient) -> None:
+    """Emit to the only socket until its queue overflows and it is cut off (the client reads nothing)."""
+    sio = app[SOCKETS].sio
+    sid = next(iter(app[SOCKETS].hub.connections.by_sid))
+    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+    ws = sio.eio.sockets[eio_sid].ws
+    ws.max_pending = 20
+    big = "x" * 60_000
+    for n in range(400):  # ~24 MB: more than the socket buffers between the server and a reader that stopped
+        await sio.emit("note", {"n": n, "pad": big}, to=sid)
+        if ws.closing:
+            return
+    pytest.fail("the reader was never cut off")
+
+
+async def test_a_reader_too_slow_for_its_queue_gets_a_1013_close_frame(node: Node) -> None:
+    _, port, app, _ = node
+    client = await _connected(port, "slow")
+    await _flood_until_cut(app, client)
+    texts, code = await client.texts_until_close()  # reading again at once: everything up to the close frame
+    assert code == 1013
+    assert texts and all(t.startswith('42["note"') for t in texts)
+    await _sockets(app, 0)
+
+
+def _tcp_ports() -> set[tuple[int, int]]:
+    """(local port, remote port) of every IPv4 TCP socket on this machine."""
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        ports.add((int(local.split(":")[1], 16), int(remote.split(":")[1], 16)))
+    return ports
+
+
+async def test_a_reader_that_never_reads_again_is_reset_and_its_buffers_released(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, port, app, _ = node
+    monkeypatch.setattr(websocket, "CUT_GRACE", 0.3)
+    client = await _connected(port, "stuck")
+    client_port = client.writer.get_extra_info("sockname")[1]
+    assert (port, client_port) in _tcp_ports()  # the server's end of this connection
+    await _flood_until_cut(app, client)
+    await _sockets(app, 0)  # gone within the grace, not when the reader finally reads
+    async with asyncio.timeout(5):
+        while (port, client_port) in _tcp_ports():  # reset: no FIN-WAIT socket keeping the unsent bytes
+            await asyncio.sleep(0.05)
+    with pytest.raises(ConnectionResetError):
+        while await client.reader.read(1 << 20):
+            pass
