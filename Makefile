@@ -105,7 +105,10 @@ bench-push: $(STAMP)
 bench-campaign: $(STAMP)
 	$(BIN)/python -m bench.push_run campaign $(if $(BENCH_KEEP_DATA),--keep-data)
 
-# The larger fault runs and the soak (tests/faults, markers `faults` and `soak`; docs/reliability.md).
-# The small fault tests in the same folder carry no marker and run in `make test`.
+# Every fault test (docs/reliability.md), whatever its marker: the small runs `make test` has too, the
+# larger runs (marker faults), the soak (marker soak), the worker and campaign crashes, the cross-node
+# group commits.
+FAULT_TESTS := tests/faults tests/workers/test_crash.py tests/campaigns/test_campaign_crash.py \
+	tests/hub/test_commit_deadlock.py
 test-faults: $(STAMP)
-	$(BIN)/pytest -q -s -m "faults or soak" tests/faults
+	$(BIN)/pytest -q -s $(FAULT_TESTS)

@@ -77,7 +77,7 @@ class Settings:
     push_max_attempts: int = 5  # HERALD_PUSH_MAX_ATTEMPTS (per delivery, then failed)
     push_retry_base: float = 2.0  # HERALD_PUSH_RETRY_BASE (seconds; doubles per attempt, with jitter)
     sweep_interval: float = 30.0  # HERALD_SWEEP_INTERVAL (seconds between sweeps for orphaned work)
-    job_timeout: float = 300.0  # HERALD_JOB_TIMEOUT (seconds; a killed worker's job runs again after it)
+    job_timeout: float = 300.0  # HERALD_JOB_TIMEOUT (seconds a job may run before it is cancelled)
     retention_days: int | None = None  # HERALD_RETENTION_DAYS (purge message text and deliveries older than N days)
     webhook_url: str | None = None  # HERALD_WEBHOOK_URL
     webhook_secret: str | None = field(default=None, repr=False)  # HERALD_WEBHOOK_SECRET

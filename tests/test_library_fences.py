@@ -203,6 +203,17 @@ COPIES = [
         "hub.fanout.HubManager._redis_listen_with_retries",
         "ad347f253fd3423ad5dd53dbbf67749867b2991fa2c93fecd2fd2396593a6b84",
     ),
+    # arq (workers/main.py, workers/liveness.py)
+    Copy(
+        "arq.worker.Worker.start_jobs",
+        "workers.main.ResilientWorker.start_jobs",
+        "b45797cfa40bed7fe6e9b8b8100c5f5b4144fe85112155c4e355df6ed8521f5f",
+    ),
+    Copy(
+        "arq.worker.Worker.main",
+        "workers.main.ResilientWorker.main",
+        "45ca1591c9717466eec76e17fa958f84acf6085103d692a84ee25d9904e7f8fc",
+    ),
     # aiohttp 3.14 (hub/httpserver.py, hub/websocket.py)
     Copy(
         "aiohttp.web_protocol.RequestHandler.handle_error",
@@ -460,7 +471,12 @@ PRIVATE: list[tuple[str, Callable[[], Any], tuple[str, ...], str]] = [
     ("h2 H2Connection", _h2_connection, ("_open_streams", "encoder", "config"), "push/h2client.py"),
     ("hpack HeaderTable", _hpack_table, ("STATIC_TABLE",), "push/h2client.py"),
     ("socketio Packet", _socketio_packet, ("json", "data_is_binary"), "hub/transport/packets.py (replaced)"),
-    ("arq Worker", _arq_worker, ("_handle_signals", "_pool", "_poll_iteration"), "workers/main.py"),
+    (
+        "arq Worker",
+        _arq_worker,
+        ("_handle_signals", "_pool", "_poll_iteration", "in_progress_timeout_s", "tasks", "job_tasks"),
+        "workers/main.py",
+    ),
 ]
 
 

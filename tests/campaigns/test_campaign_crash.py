@@ -23,7 +23,7 @@ from tests.fakes.apns import FakeAPNs
 HERALD = Path(sys.executable).with_name("herald")
 REPO = Path(__file__).resolve().parents[2]
 USERS = 40
-#: arq runs a killed worker's job again once its in-progress key expires (largest timeout + 10 s).
+#: another worker starts a killed worker's job once its lease lapses (workers.liveness: within 10 s).
 RECOVERY_WITHIN = 75.0
 
 Spawn = Callable[[dict[str, str]], "subprocess.Popen[bytes]"]
