@@ -171,7 +171,7 @@ async def post_message(request: web.Request) -> web.Response:
     row, created = await chat.send(hub.pool, out, as_service=True)
     message = render.message(row)
     if created:
-        await hub.realtime.to_room("message:new", room_id, {"room": room_id, "message": message})
+        await hub.realtime.to_room_now("message:new", room_id, {"room": room_id, "message": message})
     return web.json_response(message, status=201 if created else 200)
 
 
