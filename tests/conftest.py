@@ -154,6 +154,16 @@ async def redis_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def arq(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of this test's Redis database, to look at arq's keys."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
 def test_id() -> str:
     return uuid.uuid4().hex[:10]
 

@@ -70,15 +70,6 @@ def defaults_env(push_env: dict[str, str]) -> dict[str, str]:
     return {**env, "HERALD_PUSH_CONCURRENCY": str(CONCURRENCY), "HERALD_LOG_LEVEL": "INFO"}
 
 
-@pytest.fixture
-async def arq(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def fcm_token(n: int) -> str:
     return f"fcm-kill-{n:03}-" + "k" * 40
 

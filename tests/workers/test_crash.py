@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +73,6 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
                 proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-
-
-@pytest.fixture
-async def arq(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client of this test's Redis database, to look at arq's keys."""
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def worker_env(push_env: dict[str, str], **overrides: str) -> dict[str, str]:

@@ -34,15 +34,6 @@ Start = Callable[[Job], Awaitable[ResilientWorker]]
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 async def start_worker(redis_url: str, env: dict[str, str]) -> AsyncIterator[Start]:
     """``await start_worker(job)``: a ResilientWorker on this test's queue running ``job`` as "job"."""
     running: list[tuple[ResilientWorker, asyncio.Task[None]]] = []
@@ -79,7 +70,7 @@ async def enqueue(redis_url: str, queue_name: str, job_id: str) -> None:
 
 
 async def test_a_job_longer_than_its_lease_runs_once_while_its_worker_lives(  # type: ignore[no-untyped-def]
-    start_worker: Start, redis: aioredis.Redis, redis_url: str, env
+    start_worker: Start, arq: aioredis.Redis, redis_url: str, env
 ) -> None:
     starts: list[float] = []
     finished = asyncio.Event()
@@ -97,18 +88,18 @@ async def test_a_job_longer_than_its_lease_runs_once_while_its_worker_lives(  # 
     async with asyncio.timeout(20):
         while not finished.is_set():
             if starts:
-                ttls.append(await redis.pttl(key))
+                ttls.append(await arq.pttl(key))
             await asyncio.sleep(0.1)
     assert len(starts) == 1, f"the job was started {len(starts)} times"
     live = [ttl for ttl in ttls if ttl != -2]  # -2: the key is gone (the job has just ended)
     assert live and all(0 < ttl <= SHORT * 1000 for ttl in live), f"the lease is {SHORT} s, renewed: {ttls}"
     async with asyncio.timeout(5):
-        while await redis.exists(key):
+        while await arq.exists(key):
             await asyncio.sleep(0.05)
 
 
 async def test_a_stalled_worker_does_not_start_its_own_running_job_again(  # type: ignore[no-untyped-def]
-    start_worker: Start, redis: aioredis.Redis, redis_url: str, env
+    start_worker: Start, arq: aioredis.Redis, redis_url: str, env
 ) -> None:
     """Its lease lapsed (no renewal) while the job runs: arq would start a second task for the same
     job id in the same process, whose end broke the first one's bookkeeping."""
@@ -127,11 +118,11 @@ async def test_a_stalled_worker_does_not_start_its_own_running_job_again(  # typ
             await asyncio.sleep(0.05)
     assert len(starts) == 1
     assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
-    assert not await redis.zscore(env["HERALD_QUEUE_NAME"], "stalled"), "the finished job left the queue"
+    assert not await arq.zscore(env["HERALD_QUEUE_NAME"], "stalled"), "the finished job left the queue"
 
 
 async def test_a_dead_workers_job_starts_elsewhere_once_its_lease_runs_out(  # type: ignore[no-untyped-def]
-    start_worker: Start, redis: aioredis.Redis, redis_url: str, env
+    start_worker: Start, arq: aioredis.Redis, redis_url: str, env
 ) -> None:
     """What a killed worker leaves: the job in the queue, its in-progress key no longer renewed."""
     started = asyncio.Event()
@@ -140,7 +131,7 @@ async def test_a_dead_workers_job_starts_elsewhere_once_its_lease_runs_out(  # t
         started.set()
 
     await enqueue(redis_url, env["HERALD_QUEUE_NAME"], "orphan")
-    await redis.psetex(in_progress_key("orphan"), int(SHORT * 1000), b"1")
+    await arq.psetex(in_progress_key("orphan"), int(SHORT * 1000), b"1")
     t0 = time.monotonic()
     await start_worker(job)
     await asyncio.sleep(SHORT / 2)
@@ -151,11 +142,11 @@ async def test_a_dead_workers_job_starts_elsewhere_once_its_lease_runs_out(  # t
     assert SHORT * 0.9 < took < SHORT + 1.0, took
 
 
-async def test_renewal_extends_existing_keys_only(redis: aioredis.Redis) -> None:
-    await redis.psetex(in_progress_key("mine"), 500, b"1")
-    assert await renew(redis, ["mine", "ended"], 7.0) == {"ended"}
-    assert 6000 < await redis.pttl(in_progress_key("mine")) <= 7000
-    assert not await redis.exists(in_progress_key("ended")), "an ended job's key came back"
+async def test_renewal_extends_existing_keys_only(arq: aioredis.Redis) -> None:
+    await arq.psetex(in_progress_key("mine"), 500, b"1")
+    assert await renew(arq, ["mine", "ended"], 7.0) == {"ended"}
+    assert 6000 < await arq.pttl(in_progress_key("mine")) <= 7000
+    assert not await arq.exists(in_progress_key("ended")), "an ended job's key came back"
 
 
 @pytest.mark.parametrize(("job", "namespace"), [(notify, locks.NOTIFICATIONS), (campaign_run, locks.CAMPAIGNS)])
