@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from config import Settings, SettingsError
+from config import Settings, SettingsError, parsers
 
 HERALD = str(Path(sys.executable).with_name("herald"))
 
@@ -74,3 +76,48 @@ def test_the_command_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     result = subprocess.run([HERALD, "web"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr == "herald: PORT: 'not-a-port' is not a whole number\n"
+
+
+def _readme_settings() -> dict[str, str]:
+    """README's settings table: each variable and the default it shows."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Settings", 1)[1].split("\n## ", 1)[0]
+    shown: dict[str, str] = {}
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        names_cell, default_cell = (cell.strip() for cell in line.strip("|").split("|")[:2])
+        names = re.findall(r"`([A-Z_]+)`", names_cell)
+        defaults = [d.strip() for d in default_cell.split(" / ")]
+        for i, name in enumerate(names):
+            shown[name] = defaults[i] if len(defaults) == len(names) else defaults[0]
+    return shown
+
+
+def _as_readme_shows(value: object) -> str:
+    if value is None or value == ():
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def test_readme_lists_every_setting_with_its_declared_default() -> None:
+    declared = {f.metadata["env"]: f.default for f in dataclasses.fields(Settings)}
+    shown = _readme_settings()
+    assert set(shown) == set(declared), "README's settings table and config/settings.py name different variables"
+    wrong = {name: (shown[name], _as_readme_shows(default)) for name, default in declared.items()}
+    assert {k: v for k, v in wrong.items() if v[0] != v[1]} == {}, "README default != declared default"
+
+
+def test_every_setting_is_read_from_its_declared_variable() -> None:
+    # one declaration per setting: a value set in the environment reaches the field it declares
+    for f in dataclasses.fields(Settings):
+        if f.metadata["parse"] is not parsers.nonempty:
+            continue
+        settings = Settings.from_env({f.metadata["env"]: "from-the-environment"})
+        assert getattr(settings, f.name) == "from-the-environment", f.name
