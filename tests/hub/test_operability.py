@@ -123,9 +123,11 @@ async def test_herald_up_starts_answers_and_leaves_nothing_behind(tmp_path: Path
     }
     port = _free_port()
     env["PORT"] = str(port)
-    proc = await asyncio.create_subprocess_exec(
-        HERALD, "up", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
+    log = tmp_path / "herald-up.log"
+    with log.open("wb") as stderr:  # the child keeps its own descriptor
+        proc = await asyncio.create_subprocess_exec(
+            HERALD, "up", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
+        )
     try:
         status = None
         async with aiohttp.ClientSession() as http:
@@ -138,7 +140,7 @@ async def test_herald_up_starts_answers_and_leaves_nothing_behind(tmp_path: Path
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-        assert status == 200
+        assert status == 200, f"herald up exited {proc.returncode}: {log.read_text()[-2000:]}"
         services = json.loads((tmp_path / ".herald" / "services.json").read_text())
         pids = [services["postgres_pid"], services["redis_pid"]]
         assert all(_alive(pid) for pid in pids)
@@ -159,7 +161,8 @@ async def test_herald_up_starts_answers_and_leaves_nothing_behind(tmp_path: Path
                 async with http.get(f"http://127.0.0.1:{port}/api/v1/users/alice/rooms", headers=headers) as resp:
                     assert resp.status == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0
     assert f"Herald is up at http://127.0.0.1:{port}" in out.decode()
