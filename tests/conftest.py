@@ -58,7 +58,7 @@ def service_urls() -> Iterator[tuple[str, str]]:
     if not forced and _answers("127.0.0.1", 5432) and _answers("127.0.0.1", 6379):
         yield "postgresql://postgres@127.0.0.1:5432/postgres", "redis://127.0.0.1:6379/0"
         return
-    from store.embedded import start_embedded
+    from devservices import start_embedded
 
     with tempfile.TemporaryDirectory(prefix="herald-test-") as tmp, start_embedded(Path(tmp)) as services:
         yield services.urls.database_url, services.urls.redis_url

@@ -1,6 +1,6 @@
 """PostgreSQL stopped (``pg_ctl stop -m fast``) under a hub node while a client sends, then started again.
 
-The node runs on a private PostgreSQL (store.embedded, migrated here).  While it is down every send
+The node runs on a private PostgreSQL (devservices, migrated here).  While it is down every send
 is answered ``unavailable`` (never ``internal``, never left without an answer); nothing is
 acknowledged that is not stored; once PostgreSQL is back the same node, without a restart, serves
 sends again (asyncpg's pool opens new connections).
@@ -18,8 +18,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devservices import EmbeddedServices, start_embedded
+from devservices.postgres import start_postgres, stop_postgres
 from store import apikeys
-from store.embedded import EmbeddedServices, _start_postgres, _stop_postgres, start_embedded
 from store.migrate import migrate
 from tests.conftest import Node, token_for
 from tests.helpers import ChatClient
@@ -43,11 +44,11 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         s = self.services
-        _stop_postgres(s._pgdata, s._pg_bin, s._run_as)
+        stop_postgres(s._pgdata, s._pg_bin, s._run_as)
 
     def start(self) -> None:
         s = self.services
-        _start_postgres(s._pgdata, s._pg_bin, s._run_as, s._socket_dir)
+        start_postgres(s._pgdata, s._pg_bin, s._run_as, s._socket_dir)
 
 
 @pytest.fixture

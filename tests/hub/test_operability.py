@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -116,17 +118,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture
+def up_folder() -> Iterator[Path]:
+    """A folder for `herald up` to run in that every user may enter: as root its PostgreSQL runs as another
+    user, who must reach ./.herald, and pytest's tmp_path is private (0700)."""
+    with tempfile.TemporaryDirectory(prefix="herald-up-") as tmp:
+        os.chmod(tmp, 0o711)
+        yield Path(tmp)
+
+
 @pytest.mark.embedded
-async def test_herald_up_starts_answers_and_leaves_nothing_behind(tmp_path: Path) -> None:
+async def test_herald_up_starts_answers_and_leaves_nothing_behind(up_folder: Path) -> None:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "REDIS_URL")
     }
     port = _free_port()
     env["PORT"] = str(port)
-    log = tmp_path / "herald-up.log"
+    log = up_folder / "herald-up.log"
     with log.open("wb") as stderr:  # the child keeps its own descriptor
         proc = await asyncio.create_subprocess_exec(
-            HERALD, "up", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
+            HERALD, "up", cwd=up_folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
         )
     try:
         status = None
@@ -141,15 +152,15 @@ async def test_herald_up_starts_answers_and_leaves_nothing_behind(tmp_path: Path
                     pass
                 await asyncio.sleep(0.1)
         assert status == 200, f"herald up exited {proc.returncode}: {log.read_text()[-2000:]}"
-        services = json.loads((tmp_path / ".herald" / "services.json").read_text())
+        services = json.loads((up_folder / ".herald" / "services.json").read_text())
         pids = [services["postgres_pid"], services["redis_pid"]]
         assert all(_alive(pid) for pid in pids)
         # `herald token` and `herald apikey create` in the same folder work against the running hub.
-        token = subprocess.run([HERALD, "token", "alice"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        token = subprocess.run([HERALD, "token", "alice"], cwd=up_folder, env=env, capture_output=True, text=True)
         assert token.returncode == 0 and token.stdout.count(".") == 2
         key = subprocess.run(
             [HERALD, "apikey", "create", "--name", "t", "--scopes", "admin"],
-            cwd=tmp_path,
+            cwd=up_folder,
             env=env,
             capture_output=True,
             text=True,
@@ -167,4 +178,4 @@ async def test_herald_up_starts_answers_and_leaves_nothing_behind(tmp_path: Path
     assert proc.returncode == 0
     assert f"Herald is up at http://127.0.0.1:{port}" in out.decode()
     assert not any(_alive(pid) for pid in pids)
-    assert not (tmp_path / ".herald" / "services.json").exists()
+    assert not (up_folder / ".herald" / "services.json").exists()

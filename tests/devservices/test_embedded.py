@@ -1,14 +1,22 @@
-"""store.embedded: the private PostgreSQL and Redis that `herald up` starts under ./.herald/."""
+"""devservices: the private PostgreSQL and Redis that `herald up` starts under ./.herald/.
+
+Their data dirs are made in ``folder`` (below), not in pytest's ``tmp_path``: as root, PostgreSQL runs as
+another user, who must be able to enter every folder above the data dir, and pytest's are private (0700).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +24,19 @@ import asyncpg
 import pytest
 import redis
 
-from store.embedded import EmbeddedError, ServiceUrls, running_services, start_embedded
+from devservices import EmbeddedError, ServiceUrls, running_services, start_embedded
 
 pytestmark = pytest.mark.embedded
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A fresh folder under the system's temporary folder that every user may enter (0711)."""
+    with tempfile.TemporaryDirectory(prefix="herald-devservices-") as tmp:
+        os.chmod(tmp, 0o711)
+        yield Path(tmp)
 
 
 def _alive(pid: int) -> bool:
@@ -61,8 +77,8 @@ def pg(url: str, *statements: str) -> Any:
     return asyncio.run(_pg(url, *statements))
 
 
-def test_start_use_stop_and_restart_keeps_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / ".herald"
+def test_start_use_stop_and_restart_keeps_data(folder: Path) -> None:
+    data_dir = folder / ".herald"
 
     services = start_embedded(data_dir)
     try:
@@ -103,13 +119,13 @@ def test_start_use_stop_and_restart_keeps_data(tmp_path: Path) -> None:
     assert not _alive(again.postgres_pid) and not _alive(again.redis_pid)
 
 
-def test_second_start_in_the_same_folder_is_refused(tmp_path: Path) -> None:
-    with start_embedded(tmp_path) as services:
+def test_second_start_in_the_same_folder_is_refused(folder: Path) -> None:
+    with start_embedded(folder) as services:
         with pytest.raises(EmbeddedError, match=rf"already running in this folder \(pid {os.getpid()}\)"):
-            start_embedded(tmp_path)
+            start_embedded(folder)
         # The refused start touched nothing: the first services still answer.
         assert pg(services.urls.database_url, "SELECT 1") == 1
-        assert running_services(tmp_path) == services.urls
+        assert running_services(folder) == services.urls
 
 
 def test_running_services_is_none_without_a_live_owner(tmp_path: Path) -> None:
@@ -134,7 +150,7 @@ def test_running_services_is_none_without_a_live_owner(tmp_path: Path) -> None:
 OWNER_SCRIPT = """
 import json, sys, time
 from pathlib import Path
-from store.embedded import start_embedded
+from devservices import start_embedded
 services = start_embedded(Path(sys.argv[1]))
 print(json.dumps({"pg": services.postgres_pid, "redis": services.redis_pid,
                   "db": services.urls.database_url}), flush=True)
@@ -158,10 +174,10 @@ def _start_owner(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]
     return owner, json.loads(line)
 
 
-def test_start_after_kill_9_of_everything(tmp_path: Path) -> None:
-    owner, pids = _start_owner(tmp_path)
+def test_start_after_kill_9_of_everything(folder: Path) -> None:
+    owner, pids = _start_owner(folder)
     pg(pids["db"], "CREATE TABLE survived (v int)")
-    assert running_services(tmp_path) is not None
+    assert running_services(folder) is not None
     # kill -9 the owner, the postmaster and its children (pg_ctl made it a session and group leader)
     # and redis (its own session too): stale services.json, postmaster.pid, socket lock and redis.pid.
     owner.kill()
@@ -169,33 +185,33 @@ def test_start_after_kill_9_of_everything(tmp_path: Path) -> None:
     os.killpg(pids["pg"], signal.SIGKILL)
     os.killpg(pids["redis"], signal.SIGKILL)
     assert _wait_dead(pids["pg"]) and _wait_dead(pids["redis"])
-    assert (tmp_path / "postgres" / "postmaster.pid").exists()
-    assert running_services(tmp_path) is None
+    assert (folder / "postgres" / "postmaster.pid").exists()
+    assert running_services(folder) is None
 
     started = time.monotonic()
-    with start_embedded(tmp_path) as services:
+    with start_embedded(folder) as services:
         elapsed = time.monotonic() - started
         assert pg(services.urls.database_url, "SELECT count(*) FROM survived") == 0
         assert redis.Redis.from_url(services.urls.redis_url).ping()
     assert elapsed < 30, f"restart after a crash took {elapsed:.1f}s (PostgreSQL ran crash recovery)"
 
 
-def test_start_after_kill_9_of_the_owner_stops_its_leftovers(tmp_path: Path) -> None:
-    owner, pids = _start_owner(tmp_path)
+def test_start_after_kill_9_of_the_owner_stops_its_leftovers(folder: Path) -> None:
+    owner, pids = _start_owner(folder)
     owner.kill()
     owner.wait()
     # Its PostgreSQL and Redis live on without an owner: not "running" for other commands...
     assert _alive(pids["pg"]) and _alive(pids["redis"])
-    assert running_services(tmp_path) is None
+    assert running_services(folder) is None
     # ...and the next start stops them instead of running a second server on the same files.
-    with start_embedded(tmp_path) as services:
+    with start_embedded(folder) as services:
         assert not _alive(pids["pg"]) and not _alive(pids["redis"])
         assert services.postgres_pid != pids["pg"]
         assert pg(services.urls.database_url, "SELECT 1") == 1
 
 
-def test_long_data_dir_puts_the_socket_in_a_short_folder(tmp_path: Path) -> None:
-    data_dir = tmp_path / ("d" * 60) / ("e" * 40)
+def test_long_data_dir_puts_the_socket_in_a_short_folder(folder: Path) -> None:
+    data_dir = folder / ("d" * 60) / ("e" * 40)
     with start_embedded(data_dir) as services:
         socket_dir = Path(services.urls.database_url.split("host=", 1)[1])
         assert socket_dir.parent == Path("/tmp") and socket_dir.name.startswith("herald-pg-")
@@ -208,3 +224,57 @@ def test_service_urls_is_a_frozen_value() -> None:
     urls = ServiceUrls(database_url="postgresql://x", redis_url="redis://127.0.0.1:1/0")
     with pytest.raises(AttributeError):
         urls.redis_url = "other"  # type: ignore[misc]
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="these refusals apply when running as root")
+FIX = "run herald as an ordinary user, or set DATABASE_URL and REDIS_URL to servers of your own"
+
+
+def _modes(root: Path) -> dict[Path, int]:
+    return {path: path.lstat().st_mode for path in (root, *root.rglob("*"))}
+
+
+@needs_root
+def test_as_root_binaries_the_postgres_user_cannot_read_are_refused_in_one_line(folder: Path) -> None:
+    from devservices.postgres import wheel_pg_bin
+
+    install = folder / "pginstall"
+    install.mkdir()
+    shutil.copytree(wheel_pg_bin(), install / "bin", symlinks=True)
+    (install / "bin").chmod(0o700)  # as pip leaves a wheel it installed under umask 077
+    modes = _modes(install)
+    with pytest.raises(EmbeddedError) as refused:
+        start_embedded(folder / ".herald", pg_bin=install / "bin")
+    assert str(refused.value) == (
+        f"embedded PostgreSQL cannot run as root: {install / 'bin'} is not readable by user embedded_postgres; {FIX}"
+    )
+    assert _modes(install) == modes, "the installed files were chmodded"
+    assert not (folder / ".herald" / "postgres").exists() and not (folder / ".herald" / "services.json").exists()
+
+
+@needs_root
+def test_as_root_a_data_dir_the_postgres_user_cannot_reach_is_refused_in_one_line(tmp_path: Path) -> None:
+    assert not tmp_path.stat().st_mode & 0o001  # pytest's tmp_path is private to its owner
+    above = (tmp_path, *tmp_path.parents)
+    modes = {path: path.stat().st_mode for path in above}
+    with pytest.raises(EmbeddedError) as refused:
+        start_embedded(tmp_path / ".herald")
+    found = re.fullmatch(
+        r"embedded PostgreSQL cannot run as root: (/\S*), above the data directory, cannot be entered by user "
+        rf"embedded_postgres; set HERALD_DATA_DIR to a folder that user can reach, {re.escape(FIX)}",
+        str(refused.value),
+    )
+    assert found is not None, str(refused.value)
+    assert Path(found[1]) in above
+    assert {path: path.stat().st_mode for path in above} == modes, "a folder above the data dir was chmodded"
+    assert not (tmp_path / ".herald" / "postgres").exists()
+
+
+@needs_root
+def test_as_root_a_private_data_dir_is_opened_to_the_postgres_user_and_nothing_else_is(folder: Path) -> None:
+    data_dir = folder / "private"
+    data_dir.mkdir(mode=0o700)
+    with start_embedded(data_dir) as services:
+        assert pg(services.urls.database_url, "SELECT 1") == 1
+    assert data_dir.stat().st_mode & 0o777 == 0o701
+    assert folder.stat().st_mode & 0o777 == 0o711
