@@ -343,7 +343,7 @@ class PushBench:
         return made
 
     async def previews(self, db: str) -> list[dict[str, Any]]:
-        from hub.rest.segments import audience
+        from campaigns.segments import audience
         from store.db import create_pool
 
         pool = await create_pool(db, size=4)

@@ -30,3 +30,8 @@ class Clock:
 
 
 CLOCK = Clock()
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as the API writes it: ISO 8601, UTC as ``Z``."""
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None

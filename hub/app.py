@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from config import Settings, bind_request_id
+from config.errors import Code
 from hub import console, health, openapi, redis_link
 from hub.auth import TokenVerifier
 from hub.context import HUB, Hub
@@ -205,11 +206,11 @@ def _limit_address(request: web.Request) -> None:
     if hub is not None:
         wait = hub.address_rate.take(request.remote or "unknown")
         if wait:
-            raise HubError("rate_limited", "too many requests from this address", retry_after=wait)
+            raise HubError(Code.RATE_LIMITED, "too many requests from this address", retry_after=wait)
 
 
 def _http_exception(exc: web.HTTPException) -> web.StreamResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    codes = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED, 413: Code.TOO_LARGE}
     code = codes.get(exc.status)
     if code is None:
         return exc

@@ -16,8 +16,9 @@ from typing import Any
 import jwt
 
 from config import Settings
+from config.errors import Code
+from config.payloads import ID_PATTERN
 from hub.errors import HubError
-from rooms.payloads import ID_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +43,14 @@ class TokenVerifier:
     def verify(self, token: object) -> Claims:
         """Return the token's claims or raise HubError with token_expired / token_invalid."""
         if not isinstance(token, str) or not token:
-            raise HubError("auth_required", "a token is required")
+            raise HubError(Code.AUTH_REQUIRED, "a token is required")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise HubError("token_invalid", "the token is malformed") from None
+            raise HubError(Code.TOKEN_INVALID, "the token is malformed") from None
         alg = header.get("alg")
         if alg not in self._algorithms:
-            raise HubError("token_invalid", f"the token's algorithm {alg!r} is not accepted")
+            raise HubError(Code.TOKEN_INVALID, f"the token's algorithm {alg!r} is not accepted")
         key = self._key_for(alg, header.get("kid"))
         try:
             claims = jwt.decode(
@@ -62,28 +63,28 @@ class TokenVerifier:
                 leeway=5,
             )
         except jwt.ExpiredSignatureError:
-            raise HubError("token_expired", "the token has expired") from None
+            raise HubError(Code.TOKEN_EXPIRED, "the token has expired") from None
         except jwt.PyJWTError as exc:
-            raise HubError("token_invalid", f"the token is invalid: {exc}") from None
+            raise HubError(Code.TOKEN_INVALID, f"the token is invalid: {exc}") from None
         sub = claims["sub"]
         if not isinstance(sub, str) or not ID_PATTERN.match(sub):
             raise HubError(
-                "token_invalid", "the token's sub must be a user id of 1 to 128 letters, digits or _ . : @ -"
+                Code.TOKEN_INVALID, "the token's sub must be a user id of 1 to 128 letters, digits or _ . : @ -"
             )
         return Claims(user_id=sub, expires_at=float(claims["exp"]))
 
     def _key_for(self, alg: str, kid: object) -> Any:
         if alg.startswith("HS"):
             if not self._secret:
-                raise HubError("token_invalid", f"the token's algorithm {alg} is not accepted")
+                raise HubError(Code.TOKEN_INVALID, f"the token's algorithm {alg} is not accepted")
             return self._secret
         if self._jwks is not None:
             for jwk in self._jwks.keys:
                 if kid is None or jwk.key_id == kid:
                     return jwk.key
-            raise HubError("token_invalid", "the token's key id is unknown")
+            raise HubError(Code.TOKEN_INVALID, "the token's key id is unknown")
         if self._public_key is None:
-            raise HubError("token_invalid", f"the token's algorithm {alg} is not accepted")
+            raise HubError(Code.TOKEN_INVALID, f"the token's algorithm {alg} is not accepted")
         return self._public_key
 
 

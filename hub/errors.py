@@ -1,7 +1,8 @@
 """One table from error codes to HTTP statuses, and the JSON shapes errors take.
 
-Domain packages raise their own root exceptions carrying a stable ``code``; the hub maps them
-here, once, to HTTP responses and Socket.IO acks.  Anything without a known code is ``internal``.
+Domain packages raise subclasses of :class:`config.errors.HeraldError` carrying a
+:class:`config.errors.Code`; the hub maps them here, once, to HTTP responses and Socket.IO acks.
+Any other exception is ``unavailable`` (a dependency down) or ``internal``.
 """
 
 from __future__ import annotations
@@ -13,71 +14,52 @@ import asyncpg
 import redis.exceptions
 from aiohttp import web
 
+from config.errors import Code, HeraldError
+
 log = logging.getLogger(__name__)
 
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_payload": 400,
-    "auth_required": 401,
-    "token_expired": 401,
-    "token_invalid": 401,
-    "forbidden": 403,
-    "not_member": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "conflict": 409,
-    "too_large": 413,
-    "invalid_filter": 422,
-    "unprocessable": 422,
-    "rate_limited": 429,
-    "internal": 500,
-    "unavailable": 503,
+STATUS_BY_CODE: dict[Code, int] = {
+    Code.INVALID_PAYLOAD: 400,
+    Code.AUTH_REQUIRED: 401,
+    Code.TOKEN_EXPIRED: 401,
+    Code.TOKEN_INVALID: 401,
+    Code.FORBIDDEN: 403,
+    Code.NOT_MEMBER: 403,
+    Code.NOT_FOUND: 404,
+    Code.METHOD_NOT_ALLOWED: 405,
+    Code.CONFLICT: 409,
+    Code.TOO_LARGE: 413,
+    Code.INVALID_FILTER: 422,
+    Code.UNPROCESSABLE: 422,
+    Code.RATE_LIMITED: 429,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
 }
+if set(STATUS_BY_CODE) != set(Code):
+    raise RuntimeError(f"codes without an HTTP status: {sorted(set(Code) - set(STATUS_BY_CODE))}")
 
 
-class HubError(Exception):
-    """An error the hub answers with a stable code (and, over REST, the mapped status)."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        fields: dict[str, str] | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        if code not in STATUS_BY_CODE:
-            raise ValueError(f"unknown error code {code!r}")
-        self.code = code
-        self.message = message
-        self.fields = fields
-        self.retry_after = retry_after
+class HubError(HeraldError):
+    """An error the hub itself raises (credentials, routes, limits, request bodies)."""
 
 
-def error_body(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+def error_body(code: Code, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:
         error["fields"] = fields
     return {"error": error}
 
 
-def as_hub_error(exc: BaseException) -> HubError:
-    """Translate any exception into a HubError: domain errors by their code, the rest as internal."""
-    if isinstance(exc, HubError):
+def as_hub_error(exc: BaseException) -> HeraldError:
+    """Any exception as the error the caller gets: Herald's own as they are, a dependency down as
+    ``unavailable``, anything else as ``internal`` (logged with its stack)."""
+    if isinstance(exc, HeraldError):
         return exc
-    code = getattr(exc, "code", None)
-    if isinstance(code, str) and code in STATUS_BY_CODE:
-        return HubError(
-            code,
-            str(exc),
-            fields=getattr(exc, "fields", None),
-            retry_after=getattr(exc, "retry_after", None),
-        )
     if _is_unavailable(exc):
         log.warning("dependency unavailable", extra={"error": type(exc).__name__})
-        return HubError("unavailable", "a dependency of the hub is unavailable; try again shortly")
+        return HubError(Code.UNAVAILABLE, "a dependency of the hub is unavailable; try again shortly")
     log.error("unexpected error", exc_info=exc)
-    return HubError("internal", "internal error")
+    return HubError(Code.INTERNAL, "internal error")
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -101,7 +83,7 @@ def _is_unavailable(exc: BaseException) -> bool:
     )
 
 
-def http_response(err: HubError) -> web.Response:
+def http_response(err: HeraldError) -> web.Response:
     headers = {}
     if err.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(err.retry_after)))
@@ -110,7 +92,7 @@ def http_response(err: HubError) -> web.Response:
     )
 
 
-def ack_error(err: HubError) -> dict[str, Any]:
+def ack_error(err: HeraldError) -> dict[str, Any]:
     body = {"ok": False, **error_body(err.code, err.message, err.fields)}
     if err.retry_after is not None:
         body["error"]["retry_after"] = err.retry_after

@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 
+from config.errors import Code
 from hub.errors import HubError, as_hub_error, error_body, http_response
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,13 @@ MAX_HEADERS = 128  # aiohttp's default
 TOO_MANY_HEADERS = "Too many headers received"  # aiohttp's parser's message for it (C and Python)
 
 
-def refusal(exc: BaseException | None) -> tuple[int, str, str]:
+def refusal(exc: BaseException | None) -> tuple[int, Code, str]:
     """(status, code, message) for a request aiohttp's parser refused with ``exc``."""
     if isinstance(exc, LineTooLong):
-        return 431, "too_large", f"a header field or the request line is longer than {MAX_FIELD_BYTES} bytes"
+        return 431, Code.TOO_LARGE, f"a header field or the request line is longer than {MAX_FIELD_BYTES} bytes"
     if isinstance(exc, BadHttpMessage) and exc.message == TOO_MANY_HEADERS:
-        return 431, "too_large", f"the request has more than {MAX_HEADERS} headers"
-    return 400, "invalid_payload", "the request is not well-formed HTTP/1.1"
+        return 431, Code.TOO_LARGE, f"the request has more than {MAX_HEADERS} headers"
+    return 400, Code.INVALID_PAYLOAD, "the request is not well-formed HTTP/1.1"
 
 
 class RequestHandler(web.RequestHandler):
@@ -63,7 +64,7 @@ class RequestHandler(web.RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
         if status >= 500:  # from a handler: an exception (logged with its stack) or a timeout
-            err = as_hub_error(exc) if exc is not None else HubError("unavailable", "the request timed out")
+            err = as_hub_error(exc) if exc is not None else HubError(Code.UNAVAILABLE, "the request timed out")
             response = http_response(err)
         else:  # from the parser
             status, code, text = refusal(exc)

@@ -16,12 +16,15 @@ from typing import Any
 
 import socketio
 
+from config import payloads
+from config.clock import iso
+from config.errors import Code
 from hub.connections import Conn
 from hub.context import Hub
 from hub.errors import HubError, ack_error, as_hub_error
 from hub.realtime import room_channel, user_channel
 from hub.transport import environ as transport_environ
-from rooms import membership, payloads, render
+from rooms import membership, render
 from rooms import messages as chat
 from rooms.errors import ChatError
 from store import rooms as room_store
@@ -71,7 +74,7 @@ class ChatSockets:
         try:
             wait = self.hub.address_rate.take(transport_environ.remote_address(environ))
             if wait:
-                raise HubError("rate_limited", "too many connection attempts from this address", retry_after=wait)
+                raise HubError(Code.RATE_LIMITED, "too many connection attempts from this address", retry_after=wait)
             claims = self.hub.verifier.verify(token)
             await user_store.touch(self.hub.pool, claims.user_id)
             room_ids = await room_store.user_room_ids(self.hub.pool, claims.user_id)
@@ -149,9 +152,9 @@ class ChatSockets:
         conn = self.hub.connections.by_sid.get(sid)
         try:
             if conn is None:
-                raise HubError("auth_required", "the connection is not authenticated")
+                raise HubError(Code.AUTH_REQUIRED, "the connection is not authenticated")
             if handler is None:
-                raise HubError("invalid_payload", f"unknown event {event!r}")
+                raise HubError(Code.INVALID_PAYLOAD, f"unknown event {event!r}")
             data = payloads.payload_dict(args[0] if args else None)
             return await handler(conn, data)
         except Exception as exc:
@@ -160,7 +163,7 @@ class ChatSockets:
     def _member_room(self, conn: Conn, data: dict[str, Any]) -> str:
         room_id = payloads.required_id(data, "room")
         if room_id not in conn.rooms:
-            raise ChatError("not_member", "you are not a member of this room")
+            raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
         return room_id
 
     async def _readable_room(self, conn: Conn, room_id: str) -> None:
@@ -182,20 +185,20 @@ class ChatSockets:
     async def room_mute(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         room_id = payloads.required_id(data, "room")
         member = await membership.mute(self.hub.pool, room_id, conn.user_id, payloads.timestamp(data, "until"))
-        return {"ok": True, "muted_until": render.iso(member["muted_until"])}
+        return {"ok": True, "muted_until": iso(member["muted_until"])}
 
     async def message_send(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         out = chat.Outgoing(
             room_id=self._member_room(conn, data),
             sender_id=conn.user_id,
             client_id=payloads.required_id(data, "client_id"),
-            text=payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long="too_large"),
+            text=payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long=Code.TOO_LARGE),
             meta=payloads.meta(data),
             reply_to=payloads.integer(data, "reply_to", minimum=1),
         )
         wait = self.hub.message_rate.take(conn.user_id)
         if wait:
-            raise ChatError("rate_limited", "too many messages; slow down", retry_after=round(wait, 3))
+            raise ChatError(Code.RATE_LIMITED, "too many messages; slow down", retry_after=round(wait, 3))
         row, created = await chat.send(self.hub.pool, out, batcher=self.hub.message_writer)
         message = render.message(row)
         if created:  # the ack waits for the commit and this node's sockets, never for Redis
@@ -207,7 +210,7 @@ class ChatSockets:
     async def message_edit(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         room_id = self._member_room(conn, data)  # an author who left or was removed no longer writes here
         message_id = payloads.required_integer(data, "id", minimum=1)
-        text = payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long="too_large")
+        text = payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long=Code.TOO_LARGE)
         row = await chat.edit(self.hub.pool, room_id, message_id, conn.user_id, text)
         message = render.message(row)
         await self.hub.realtime.to_room_now("message:updated", room_id, {"room": room_id, "message": message})
@@ -227,7 +230,7 @@ class ChatSockets:
         after = payloads.integer(data, "after_seq")
         if before is not None and after is not None:
             raise ChatError(
-                "invalid_payload", "give before_seq or after_seq, not both", fields={"after_seq": "conflicts"}
+                Code.INVALID_PAYLOAD, "give before_seq or after_seq, not both", fields={"after_seq": "conflicts"}
             )
         limit = payloads.integer(data, "limit", minimum=1, maximum=chat.MAX_PAGE, default=chat.DEFAULT_PAGE)
         await self._readable_room(conn, room_id)
@@ -240,7 +243,7 @@ class ChatSockets:
         rooms = data.get("rooms")
         if not isinstance(rooms, dict) or len(rooms) > MAX_SYNC_ROOMS:
             raise ChatError(
-                "invalid_payload",
+                Code.INVALID_PAYLOAD,
                 f"rooms must map up to {MAX_SYNC_ROOMS} room ids to the last seq seen",
                 fields={"rooms": "must be an object of room id to seq"},
             )
@@ -287,10 +290,10 @@ class ChatSockets:
     async def auth_refresh(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         claims = self.hub.verifier.verify(data.get("token"))
         if claims.user_id != conn.user_id:
-            raise HubError("forbidden", "the new token is for another user")
+            raise HubError(Code.FORBIDDEN, "the new token is for another user")
         conn.expires_at = claims.expires_at
         self.hub.connections.watch_expiry(conn)
-        return {"ok": True, "expires_at": render.iso(datetime.fromtimestamp(claims.expires_at, UTC))}
+        return {"ok": True, "expires_at": iso(datetime.fromtimestamp(claims.expires_at, UTC))}
 
     # -- control messages from this or another node ----------------------------------------
 

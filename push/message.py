@@ -1,7 +1,7 @@
 """The provider-neutral content of one notification, and its validation.
 
 `PushMessage.from_json` takes the REST ``notification`` object (DESIGN.md) and raises
-``PushError("invalid_payload", fields=...)`` naming every bad field, or ``PushError("too_large")``
+``PushError(Code.INVALID_PAYLOAD, fields=...)`` naming every bad field, or ``PushError(Code.TOO_LARGE)``
 when the APNs payload built from it would exceed Apple's limit (FCM's is the same 4 KB).
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.errors import Code
 from push.errors import PushError
 from push.payload import apns_payload_bytes, apns_payload_limit
 
@@ -44,7 +45,7 @@ class PushMessage:
         """Validate a REST ``notification`` object; raise `PushError` naming every bad field."""
         if not isinstance(data, Mapping):
             raise PushError(
-                "invalid_payload", "notification must be an object", fields={"notification": "not an object"}
+                Code.INVALID_PAYLOAD, "notification must be an object", fields={"notification": "not an object"}
             )
         problems: dict[str, str] = {f"notification.{k}": "unknown field" for k in data if k not in FIELDS}
         checked = _Checker(data, problems)
@@ -63,11 +64,11 @@ class PushMessage:
             _check_kind(message, problems)
         if problems:
             first = next(iter(problems))
-            raise PushError("invalid_payload", f"{first}: {problems[first]}", fields=problems)
+            raise PushError(Code.INVALID_PAYLOAD, f"{first}: {problems[first]}", fields=problems)
         size, limit = len(apns_payload_bytes(message)), apns_payload_limit(message)
         if size > limit:
             problem = f"the APNs payload would be {size} bytes; the limit is {limit}"
-            raise PushError("too_large", f"notification: {problem}", fields={"notification": problem})
+            raise PushError(Code.TOO_LARGE, f"notification: {problem}", fields={"notification": problem})
         return message
 
     def to_json(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The chat domain's one root exception.
 
-    ChatError(code, message, fields=None)
+    ChatError(code, message, fields=None, retry_after=None)
         codes used: invalid_payload, too_large, not_found, not_member, forbidden, conflict, rate_limited
 
 Nothing here knows about HTTP or Socket.IO; the hub maps codes to statuses and acks.
@@ -8,22 +8,12 @@ Nothing here knows about HTTP or Socket.IO; the hub maps codes to statuses and a
 
 from __future__ import annotations
 
+from config.errors import Code, HeraldError
 
-class ChatError(Exception):
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        fields: dict[str, str] | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.fields = fields
-        self.retry_after = retry_after
+
+class ChatError(HeraldError):
+    """A chat request Herald refuses (rooms, members, messages)."""
 
 
 def invalid(field: str, problem: str) -> ChatError:
-    return ChatError("invalid_payload", f"{field}: {problem}", fields={field: problem})
+    return ChatError(Code.INVALID_PAYLOAD, f"{field}: {problem}", fields={field: problem})

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from config.errors import Code
 from rooms.errors import ChatError
 from store import rooms as room_store
 from store import users as user_store
@@ -50,7 +51,7 @@ async def create_room(pool: asyncpg.Pool, spec: NewRoom, owner: str | None) -> t
     if spec.kind == "direct":
         if len(members) != 2:
             raise ChatError(
-                "invalid_payload",
+                Code.INVALID_PAYLOAD,
                 "a direct room has exactly two distinct members",
                 fields={"members": "must name exactly two users (with the owner)"},
             )
@@ -63,7 +64,7 @@ async def create_room(pool: asyncpg.Pool, spec: NewRoom, owner: str | None) -> t
         if row is None:
             existing = await room_store.get_direct_room(conn, key) if key is not None else None
             if existing is None:
-                raise ChatError("conflict", "a room with that id already exists")
+                raise ChatError(Code.CONFLICT, "a room with that id already exists")
             return existing, False
         for user_id in members:
             role = "owner" if user_id == owner and spec.kind != "direct" else "member"
@@ -74,7 +75,7 @@ async def create_room(pool: asyncpg.Pool, spec: NewRoom, owner: str | None) -> t
 async def room_or_404(conn: asyncpg.Pool | asyncpg.Connection, room_id: str) -> asyncpg.Record:
     row = await room_store.get_room(conn, room_id)
     if row is None:
-        raise ChatError("not_found", f"room {room_id} does not exist")
+        raise ChatError(Code.NOT_FOUND, f"room {room_id} does not exist")
     return row
 
 
@@ -82,7 +83,7 @@ async def readable_room(pool: asyncpg.Pool, room_id: str, user_id: str | None) -
     """The room, when ``user_id`` (None: a service) may read it."""
     row = await room_or_404(pool, room_id)
     if user_id is not None and row["kind"] != "public" and await room_store.get_member(pool, room_id, user_id) is None:
-        raise ChatError("not_member", "you are not a member of this room")
+        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     return row
 
 
@@ -92,14 +93,14 @@ async def join(pool: asyncpg.Pool, room_id: str, user_id: str) -> tuple[asyncpg.
     if await room_store.get_member(pool, room_id, user_id) is not None:
         return row, False
     if row["kind"] != "public":
-        raise ChatError("forbidden", "only public rooms can be joined; ask an admin of the room to add you")
+        raise ChatError(Code.FORBIDDEN, "only public rooms can be joined; ask an admin of the room to add you")
     return row, await room_store.join(pool, room_id, user_id)
 
 
 async def leave(pool: asyncpg.Pool, room_id: str, user_id: str) -> asyncpg.Record:
     row = await room_or_404(pool, room_id)
     if not await room_store.remove_member(pool, room_id, user_id):
-        raise ChatError("not_member", "you are not a member of this room")
+        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     return row
 
 
@@ -109,9 +110,9 @@ async def _require_manager(conn: asyncpg.Connection | asyncpg.Pool, room_id: str
         return "service"
     member = await room_store.get_member(conn, room_id, actor)
     if member is None:
-        raise ChatError("not_member", "you are not a member of this room")
+        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     if member["role"] not in MANAGERS:
-        raise ChatError("forbidden", "only owners and admins of the room may do that")
+        raise ChatError(Code.FORBIDDEN, "only owners and admins of the room may do that")
     return str(member["role"])
 
 
@@ -130,9 +131,9 @@ async def put_member(
         actor_role = await _require_manager(conn, room_id, actor)
         current = await room_store.get_member(conn, room_id, user_id)
         if room["kind"] == "direct" and current is None:
-            raise ChatError("forbidden", "a direct room keeps its two members")
+            raise ChatError(Code.FORBIDDEN, "a direct room keeps its two members")
         if actor_role == "admin" and "owner" in (role, current["role"] if current else None):
-            raise ChatError("forbidden", "only an owner may grant or take the owner role")
+            raise ChatError(Code.FORBIDDEN, "only an owner may grant or take the owner role")
         await user_store.ensure(conn, [user_id])
         row = await room_store.upsert_member(conn, room_id, user_id, role, muted_until, set_mute)
     return row, bool(row["inserted"])
@@ -145,9 +146,9 @@ async def remove_member(pool: asyncpg.Pool, room_id: str, actor: str | None, use
             actor_role = await _require_manager(conn, room_id, actor)
             target = await room_store.get_member(conn, room_id, user_id)
             if target is not None and target["role"] == "owner" and actor_role == "admin":
-                raise ChatError("forbidden", "an admin may not remove an owner")
+                raise ChatError(Code.FORBIDDEN, "an admin may not remove an owner")
         if not await room_store.remove_member(conn, room_id, user_id):
-            raise ChatError("not_found", f"{user_id} is not a member of this room")
+            raise ChatError(Code.NOT_FOUND, f"{user_id} is not a member of this room")
 
 
 async def delete_room(pool: asyncpg.Pool, room_id: str, actor: str | None) -> list[str]:
@@ -164,7 +165,7 @@ async def mute(pool: asyncpg.Pool, room_id: str, user_id: str, until: datetime |
     await room_or_404(pool, room_id)
     row = await room_store.set_mute(pool, room_id, user_id, until)
     if row is None:
-        raise ChatError("not_member", "you are not a member of this room")
+        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     return row
 
 
@@ -172,5 +173,5 @@ async def mark_read(pool: asyncpg.Pool, room_id: str, user_id: str, seq: int) ->
     value = await room_store.set_read(pool, room_id, user_id, seq)
     if value is None:
         await room_or_404(pool, room_id)
-        raise ChatError("not_member", "you are not a member of this room")
+        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     return value

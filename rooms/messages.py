@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from config.errors import Code
 from rooms.errors import ChatError
 from rooms.membership import room_or_404
 from store import messages as message_store
@@ -53,7 +54,7 @@ async def retrying(attempt: Callable[[], Awaitable[T]], *, attempts: int = ATTEM
             if n == attempts:
                 log.warning("statement aborted; giving up", extra={"sqlstate": exc.sqlstate, "attempts": n})
                 raise ChatError(
-                    "unavailable", "the message was not stored (the database was busy); send it again"
+                    Code.UNAVAILABLE, "the message was not stored (the database was busy); send it again"
                 ) from exc
             log.info("statement aborted; retrying", extra={"sqlstate": exc.sqlstate, "attempt": n})
             await asyncio.sleep(RETRY_PAUSE * n * random.uniform(0.5, 1.5))
@@ -209,27 +210,27 @@ async def send(
         return existing, False
     await room_or_404(pool, out.room_id)
     if not as_service and await room_store.get_member(pool, out.room_id, out.sender_id) is None:
-        raise ChatError("not_member", "you are not a member of this room")
+        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     if out.reply_to is not None:
         raise ChatError(
-            "invalid_payload",
+            Code.INVALID_PAYLOAD,
             "reply_to is not a message of this room",
             fields={"reply_to": "is not a message of this room"},
         )
-    raise ChatError("conflict", "the message could not be stored; send it again")  # pragma: no cover
+    raise ChatError(Code.CONFLICT, "the message could not be stored; send it again")  # pragma: no cover
 
 
 async def _editable(pool: asyncpg.Pool, room_id: str, message_id: int, actor: str | None) -> asyncpg.Record:
     current = await message_store.get(pool, room_id, message_id)
     if current is None:
         await room_or_404(pool, room_id)
-        raise ChatError("not_found", f"message {message_id} is not in room {room_id}")
+        raise ChatError(Code.NOT_FOUND, f"message {message_id} is not in room {room_id}")
     if actor is not None and current["sender_id"] != actor:
         member = await room_store.get_member(pool, room_id, actor)
         if member is None:
-            raise ChatError("not_member", "you are not a member of this room")
+            raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
         if member["role"] not in ("owner", "admin"):
-            raise ChatError("forbidden", "only the author or a room admin may change this message")
+            raise ChatError(Code.FORBIDDEN, "only the author or a room admin may change this message")
     return current
 
 
@@ -237,7 +238,7 @@ async def edit(pool: asyncpg.Pool, room_id: str, message_id: int, actor: str | N
     await _editable(pool, room_id, message_id, actor)
     row = await message_store.update_text(pool, room_id, message_id, text)
     if row is None:
-        raise ChatError("conflict", "a deleted message cannot be edited")
+        raise ChatError(Code.CONFLICT, "a deleted message cannot be edited")
     return row
 
 

@@ -29,14 +29,15 @@ from typing import Any
 import asyncpg
 from arq import Retry
 
+from campaigns import content
+from campaigns.filters import compile_filter
+from campaigns.schedule import FrequencyCap, QuietHours, Schedule, timing, zone
 from config.clock import CLOCK
 from push import PushError
-from push import content as push_content
-from push.schedule import FrequencyCap, QuietHours, Schedule, timing, zone
 from store import campaigns as store
 from store import locks, queue
 from store import notifications as notification_store
-from store.segments import Condition, compile_filter
+from store.segments import Condition
 from workers.context import WorkerApp, app_of
 from workers.liveness import LEASE
 
@@ -218,7 +219,7 @@ async def handle(app: WorkerApp, plan: Plan, users: list[asyncpg.Record]) -> int
     groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for user in ready:
         try:
-            message = push_content.message(plan.content, user["locale"] or user["device_locale"], user["attributes"])
+            message = content.message(plan.content, user["locale"] or user["device_locale"], user["attributes"])
         except PushError:
             rows.append((user["id"], "skipped", "render_failed", None))
             continue

@@ -6,22 +6,22 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from campaigns import drafts
+from campaigns.preview import personalised, sample_user
+from campaigns.schedule import zone
+from campaigns.segments import audience
+from campaigns.stats import stats_of
 from config.clock import CLOCK
+from config.errors import Code
 from hub.console.html import Safe, join, json_block, render, tag
 from hub.console.layout import DASH, EMPTY, badge, error_box, number, page, see_other, session_of, when
 from hub.errors import HubError, as_hub_error
-from hub.rest import campaigns as rest
 from hub.rest.common import hub_of
-from hub.rest.segments import audience
-from push import content as push_content
-from push.schedule import zone
 from store import campaigns as store
 from store import segments as segment_store
-from store import users as user_store
 
 routes = web.RouteTableDef()
 LIST_SIZE = 100
@@ -148,7 +148,7 @@ def content_of(title: str, body: str, locales: list[tuple[str, str, str]] | list
 def _body_of(values: dict[str, Any]) -> dict[str, Any]:
     throttle = values["throttle_per_minute"]
     if throttle and not str(throttle).isdigit():
-        raise HubError("invalid_payload", "The throttle must be a whole number of users per minute.")
+        raise HubError(Code.INVALID_PAYLOAD, "The throttle must be a whole number of users per minute.")
     return {
         "name": values["name"],
         "segment_id": values["segment_id"] or None,
@@ -167,9 +167,8 @@ async def create(request: web.Request) -> web.Response:
     values = _form_values(await request.post())
     try:
         if not values["segment_id"]:
-            raise HubError("invalid_payload", "Choose a segment: the campaign's audience.")
-        fields = await rest.fields_of(request, _body_of(values), {})
-        row = await store.insert(hub_of(request).pool, fields)
+            raise HubError(Code.INVALID_PAYLOAD, "Choose a segment: the campaign's audience.")
+        row = await drafts.create(hub_of(request).pool, _body_of(values))
     except Exception as exc:
         return await _compose(request, values, error=_message(exc), status=422)
     return see_other(f"/console/campaigns/{row['id']}?notice=saved")
@@ -189,11 +188,8 @@ async def update(request: web.Request) -> web.Response:
     values = _form_values(await request.post())
     try:
         if row["status"] != "draft":
-            raise HubError("conflict", f"Only a draft can be changed; this campaign is {row['status']}.")
-        fields = await rest.fields_of(request, _body_of(values), rest.stored(row))
-        updated = await store.update_draft(hub_of(request).pool, str(row["id"]), fields)
-        if updated is None:
-            raise HubError("conflict", "The campaign left the draft state meanwhile.")
+            raise HubError(Code.CONFLICT, f"Only a draft can be changed; this campaign is {row['status']}.")
+        await drafts.change(hub_of(request).pool, row, _body_of(values))
     except Exception as exc:
         return await _compose(request, values, campaign_id=str(row["id"]), error=_message(exc), status=422)
     return see_other(f"/console/campaigns/{row['id']}?notice=saved")
@@ -211,35 +207,7 @@ def _message(exc: Exception) -> str:
 
 
 async def _campaign(request: web.Request) -> Any:
-    return await rest.campaign_of(request)
-
-
-async def sample_user(pool: asyncpg.Pool, tree: Any) -> str | None:
-    """The first user (by id) of an audience, to preview personalised content with."""
-    if tree is None:
-        return None
-    figures = await audience(pool, tree, 1)
-    return str(figures["sample"][0]["id"]) if figures["sample"] else None
-
-
-async def personalised(pool: asyncpg.Pool, content: Mapping[str, Any], user_id: str) -> dict[str, Any]:
-    """``content`` as ``user_id`` gets it (push/content.py), with the variant chosen."""
-    profile = await user_store.preview_profile(pool, user_id)
-    if profile is None:
-        raise HubError("not_found", f"There is no user {user_id}.")
-    locale = profile["locale"] or profile["device_locale"]
-    rendered = push_content.render(content, locale, profile["attributes"] or {})
-    push_content.message(content, locale, profile["attributes"] or {})  # too large for a provider: PushError
-    chosen = push_content.variant_for(content, locale)
-    locales: Mapping[str, Any] = content.get("locales") or {}
-    variant = next((k for k, v in locales.items() if dict(v) == dict(chosen)), "default")
-    return {
-        "user_id": user_id,
-        "locale": locale,
-        "variant": variant,
-        "title": rendered.get("title") or "",
-        "body": rendered.get("body") or "",
-    }
+    return await drafts.get(hub_of(request).pool, request.match_info["campaign_id"])
 
 
 def _phone(preview: Mapping[str, Any]) -> Safe:
@@ -317,7 +285,7 @@ async def _campaign_page(
         preview_user=user_id or DASH,
         preview=preview,
         campaign_id=campaign_id,
-        stats=json_block("stats-data", await rest.stats_of(pool, row)),
+        stats=json_block("stats-data", await stats_of(pool, row)),
     )
     return page(request, row["name"], body, status=status)
 
@@ -328,17 +296,17 @@ async def campaign_page(request: web.Request) -> web.Response:
 
 
 def schedule_of(form: FORM) -> dict[str, Any]:
-    """The schedule the launch form describes (REST's shape; push.schedule checks it)."""
+    """The schedule the launch form describes (REST's shape; campaigns.schedule checks it)."""
     kind = str(form.get("kind", "now"))
     if kind == "at":
         tz_name = str(form.get("at_timezone", "UTC")).strip() or "UTC"
         tz = zone(tz_name)
         if tz is None:
-            raise HubError("invalid_payload", f"{tz_name} is not a timezone such as Europe/Paris.")
+            raise HubError(Code.INVALID_PAYLOAD, f"{tz_name} is not a timezone such as Europe/Paris.")
         try:
             at = datetime.fromisoformat(str(form.get("at", ""))).replace(tzinfo=tz)
         except ValueError:
-            raise HubError("invalid_payload", "Give the time to start at.") from None
+            raise HubError(Code.INVALID_PAYLOAD, "Give the time to start at.") from None
         return {"kind": "at", "at": at.isoformat()}
     if kind == "local":
         local = str(form.get("local_time", ""))
@@ -354,7 +322,15 @@ async def schedule(request: web.Request) -> web.Response:
     row = await _campaign(request)
     try:
         plan = schedule_of(await request.post())
-        await rest.schedule_draft(hub_of(request), row, plan)
+        hub = hub_of(request)
+        await drafts.schedule(
+            hub.pool,
+            hub.arq,
+            row,
+            plan,
+            queue_name=hub.settings.queue_name,
+            sweep_interval=hub.settings.sweep_interval,
+        )
     except Exception as exc:
         message = _message(exc)
         return await _campaign_page(request, await _campaign(request), error=message, status=422)

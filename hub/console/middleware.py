@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from config.errors import Code
 from hub.console import sessions
 from hub.console.layout import SESSION, SIGN_IN, error_page, secure_headers, see_other
 from hub.errors import STATUS_BY_CODE, HubError, as_hub_error
@@ -29,11 +30,11 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
             session = await sessions.load(hub_of(request), request)
             if session is None:
                 if api:
-                    raise HubError("auth_required", "sign in to the console first")
+                    raise HubError(Code.AUTH_REQUIRED, "sign in to the console first")
                 return see_other(SIGN_IN)
             request[SESSION] = session
             if request.method not in SAFE_METHODS and not await _csrf_ok(request, session.csrf):
-                raise HubError("forbidden", "missing or wrong CSRF token: reload the page and try again")
+                raise HubError(Code.FORBIDDEN, "missing or wrong CSRF token: reload the page and try again")
         response = await handler(request)
     except web.HTTPException:
         raise

@@ -7,14 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
+from campaigns import segments as domain
+from campaigns.filters import ATTRIBUTE_OPS, FIELDS
 from hub.console.html import Safe, join, json_block, render, tag
 from hub.console.layout import error_box, page, see_other, session_of, when
 from hub.errors import as_hub_error
 from hub.rest.common import hub_of
-from hub.rest.segments import segment_id
-from rooms import payloads
 from store import segments as store
-from store.segments import ATTRIBUTE_OPS, FIELDS, compile_filter
 
 routes = web.RouteTableDef()
 PAGE = 100
@@ -94,7 +93,7 @@ async def new_page(request: web.Request) -> web.Response:
 
 @routes.get("/segments/{segment_id}")
 async def edit_page(request: web.Request) -> web.Response:
-    sid = segment_id(request)
+    sid = domain.checked_id(request.match_info["segment_id"])
     row = await store.get(hub_of(request).pool, sid)
     if row is None:
         return _builder(request, sid=None, name="", tree_text=json.dumps(EXAMPLE), error="No such segment.", status=404)
@@ -104,7 +103,7 @@ async def edit_page(request: web.Request) -> web.Response:
 @routes.post("/segments")
 @routes.post("/segments/{segment_id}")
 async def save(request: web.Request) -> web.Response:
-    sid = segment_id(request) if "segment_id" in request.match_info else None
+    sid = domain.checked_id(request.match_info["segment_id"]) if "segment_id" in request.match_info else None
     form = await request.post()
     name, tree_text = str(form.get("name", "")).strip(), str(form.get("filter", ""))
     try:
@@ -114,8 +113,7 @@ async def save(request: web.Request) -> web.Response:
         return _builder(request, sid=sid, name=name, tree_text=tree_text, error=error, status=400)
     pool = hub_of(request).pool
     try:
-        payloads.text({"name": name}, "name", 200)
-        compile_filter(tree)
+        name, tree = domain.checked({"name": name, "filter": tree})
         row = await (store.update(pool, sid, name, tree) if sid else store.insert(pool, name, tree))
     except Exception as exc:
         err = as_hub_error(exc)

@@ -1,47 +1,28 @@
 """/api/v1/campaigns: draft, schedule, cancel and watch campaigns (campaigns scope).
 
-draft → scheduled → running → completed; cancelled from any state before completed.  The
-worker's ``campaign_run`` job does the sending (see workers/campaigns.py).
+draft → scheduled → running → completed; cancelled from any state before completed.  The rules
+are the campaigns domain's (:mod:`campaigns.drafts`); the worker's ``campaign_run`` job does the
+sending (see workers/campaigns.py).
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
-from config.clock import CLOCK
-from hub.context import Hub
+from campaigns import drafts
+from campaigns.stats import stats_of
+from config.clock import iso
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import hub_of, json_body, query_int, require_scope
-from hub.rest.segments import FILTER
-from push import content as push_content
-from push.schedule import FrequencyCap, QuietHours, Schedule
-from rooms import payloads
-from rooms.render import iso
 from store import campaigns as store
-from store import queue
-from store import segments as segment_store
-from store.segments import compile_filter
 
 routes = web.RouteTableDef()
 
-CAMPAIGN_BODY = (
-    "name",
-    "segment_id",
-    "filter",
-    "content",
-    "schedule",
-    "throttle_per_minute",
-    "frequency_cap",
-    "quiet_hours",
-)
-MAX_THROTTLE = 10_000_000
 PAGE = 100
-PROGRESS_POINTS = 500
 
 
 def render(row: Any) -> dict[str, Any]:
@@ -66,66 +47,14 @@ def render(row: Any) -> dict[str, Any]:
     }
 
 
-async def fields_of(request: web.Request, body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """The campaign's fields: ``base`` with the body's fields checked and laid over it."""
-    fields = {**base, **{k: v for k, v in body.items() if k in CAMPAIGN_BODY}}
-    name = payloads.text(fields, "name", 200)
-    if fields.get("segment_id") is not None and fields.get("filter") is not None:
-        raise HubError("invalid_payload", "give segment_id or filter, not both", fields={"filter": "and segment_id"})
-    segment = fields.get("segment_id")
-    if segment is not None:
-        if not isinstance(segment, str) or not is_uuid(segment):
-            raise HubError("invalid_payload", "segment_id: must be a segment id", fields={"segment_id": "not an id"})
-        if "segment_id" in body and await segment_store.get(hub_of(request).pool, segment) is None:
-            raise HubError("unprocessable", "segment_id: no such segment", fields={"segment_id": "no such segment"})
-    if fields.get("filter") is not None:
-        compile_filter(fields["filter"])
-    if "content" not in fields:
-        raise HubError("invalid_payload", "content: is required", fields={"content": "is required"})
-    throttle = payloads.integer(fields, "throttle_per_minute", minimum=1, maximum=MAX_THROTTLE)
-    return {
-        "name": name,
-        "segment_id": segment,
-        "filter": fields.get("filter"),
-        "content": push_content.validate(fields["content"]),
-        "schedule": Schedule.parse(fields.get("schedule")).to_json(),
-        "throttle_per_minute": throttle,
-        "frequency_cap": _json(FrequencyCap.parse(fields.get("frequency_cap"))),
-        "quiet_hours": _json(QuietHours.parse(fields.get("quiet_hours"))),
-    }
-
-
-def _json(rule: FrequencyCap | QuietHours | None) -> dict[str, Any] | None:
-    return rule.to_json() if rule is not None else None
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 async def campaign_of(request: web.Request) -> Any:
-    campaign_id = request.match_info["campaign_id"]
-    row = await store.get(hub_of(request).pool, campaign_id) if is_uuid(campaign_id) else None
-    if row is None:
-        raise HubError("not_found", f"campaign {campaign_id} does not exist")
-    return row
-
-
-def stored(row: Any) -> dict[str, Any]:
-    fields = {k: row[k] for k in CAMPAIGN_BODY}
-    fields["segment_id"] = str(row["segment_id"]) if row["segment_id"] else None
-    return fields
+    return await drafts.get(hub_of(request).pool, request.match_info["campaign_id"])
 
 
 @routes.post("/api/v1/campaigns")
 async def create(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
-    fields = await fields_of(request, await json_body(request, CAMPAIGN_BODY), {})
-    row = await store.insert(hub_of(request).pool, fields)
+    row = await drafts.create(hub_of(request).pool, await json_body(request, drafts.DRAFT))
     return web.json_response(render(row), status=201)
 
 
@@ -135,10 +64,12 @@ async def list_campaigns(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", minimum=1, maximum=PAGE) or PAGE
     status = request.query.get("status") or None
     if status is not None and status not in store.STATUSES:
-        raise HubError("invalid_payload", f"status: one of {', '.join(store.STATUSES)}", fields={"status": "unknown"})
+        raise HubError(
+            Code.INVALID_PAYLOAD, f"status: one of {', '.join(store.STATUSES)}", fields={"status": "unknown"}
+        )
     after = request.query.get("cursor") or None
-    if after is not None and not is_uuid(after):
-        raise HubError("invalid_payload", "cursor: unknown cursor", fields={"cursor": "unknown"})
+    if after is not None and not drafts.is_uuid(after):
+        raise HubError(Code.INVALID_PAYLOAD, "cursor: unknown cursor", fields={"cursor": "unknown"})
     rows = await store.page(hub_of(request).pool, status, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -157,22 +88,14 @@ async def get(request: web.Request) -> web.Response:
 async def patch(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
     row = await campaign_of(request)
-    body = await json_body(request, CAMPAIGN_BODY)
-    if row["status"] != "draft":
-        raise HubError("conflict", f"only a draft can be changed; this campaign is {row['status']}")
-    fields = await fields_of(request, body, stored(row))
-    updated = await store.update_draft(hub_of(request).pool, str(row["id"]), fields)
-    if updated is None:
-        raise HubError("conflict", "the campaign left the draft state meanwhile")
-    return web.json_response(render(updated))
+    body = await json_body(request, drafts.DRAFT)
+    return web.json_response(render(await drafts.change(hub_of(request).pool, row, body)))
 
 
 @routes.delete("/api/v1/campaigns/{campaign_id}")
 async def delete(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
-    row = await campaign_of(request)
-    if not await store.delete(hub_of(request).pool, str(row["id"])):
-        raise HubError("conflict", f"a {row['status']} campaign cannot be deleted; cancel it first")
+    await drafts.delete(hub_of(request).pool, await campaign_of(request))
     return web.Response(status=204)
 
 
@@ -181,63 +104,30 @@ async def schedule(request: web.Request) -> web.Response:
     """Freeze the audience and start now, at a time, or at a local time in each user's timezone."""
     await require_scope(request, "campaigns")
     row = await campaign_of(request)
-    body = await json_body(request, ("schedule",), required=False)
-    updated = await schedule_draft(hub_of(request), row, body["schedule"] if "schedule" in body else row["schedule"])
+    body = await json_body(request, drafts.SCHEDULE, required=False)
+    hub = hub_of(request)
+    updated = await drafts.schedule(
+        hub.pool,
+        hub.arq,
+        row,
+        body["schedule"] if "schedule" in body else row["schedule"],
+        queue_name=hub.settings.queue_name,
+        sweep_interval=hub.settings.sweep_interval,
+    )
     return web.json_response(render(updated))
-
-
-async def schedule_draft(hub: Hub, row: Any, schedule: object) -> Any:
-    """Freeze the audience of a draft and schedule it (queued now when it starts within a sweep)."""
-    if row["status"] != "draft":
-        raise HubError("conflict", f"only a draft can be scheduled; this campaign is {row['status']}")
-    plan = Schedule.parse(schedule)
-    audience = row["filter"]
-    if row["segment_id"] is not None:
-        segment = await segment_store.get(hub.pool, str(row["segment_id"]))
-        audience = segment["filter"] if segment is not None else None
-    if audience is None:
-        raise HubError("unprocessable", "the campaign has no audience: give it a segment_id or a filter")
-    compile_filter(audience)
-    now = CLOCK.now()
-    start = plan.start_at(now)
-    updated = await store.schedule(hub.pool, str(row["id"]), plan.to_json(), audience, start)
-    if updated is None:
-        raise HubError("conflict", "the campaign left the draft state meanwhile")
-    wait = (start - now).total_seconds()
-    if wait <= hub.settings.sweep_interval:  # later ones are queued by the workers' sweeper
-        await queue.enqueue_campaign(hub.arq, hub.settings.queue_name, str(row["id"]), defer=wait or None)
-    return updated
 
 
 @routes.post("/api/v1/campaigns/{campaign_id}/cancel")
 async def cancel(request: web.Request) -> web.Response:
     """Stop sending: nothing more is queued, deliveries not yet sent are skipped (reason cancelled)."""
     await require_scope(request, "campaigns")
-    row = await campaign_of(request)
-    async with hub_of(request).pool.acquire() as conn:
-        cancelled = await store.cancel(conn, str(row["id"]), CLOCK.now())
-    if cancelled is None:
-        raise HubError("conflict", f"a {row['status']} campaign cannot be cancelled")
-    return web.json_response(render(cancelled))
+    return web.json_response(render(await drafts.cancel(hub_of(request).pool, await campaign_of(request))))
 
 
 @routes.get("/api/v1/campaigns/{campaign_id}/stats")
 async def stats(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
     return web.json_response(await stats_of(hub_of(request).pool, await campaign_of(request)))
-
-
-async def stats_of(pool: asyncpg.Pool, row: Any) -> dict[str, Any]:
-    """The figures of GET /campaigns/{id}/stats (also polled by the console)."""
-    figures = await store.summary(pool, str(row["id"]))
-    points = await store.progress(pool, str(row["id"]), PROGRESS_POINTS)
-    return {
-        "id": str(row["id"]),
-        "status": row["status"],
-        "targeted": row["targeted"],
-        **figures,
-        "progress": [{"at": iso(p["at"]), **p["counts"]} for p in points],
-    }
 
 
 # --- OpenAPI ---
@@ -267,16 +157,6 @@ QUIET = spec.strict_object(
     {"start": _TEXT, "end": _TEXT, "action": {"enum": ["defer", "skip"]}},
     ["start", "end"],
 )
-_BODY_FIELDS: dict[str, spec.Schema] = {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200},
-    "segment_id": spec.nullable({"type": "string", "format": "uuid"}),
-    "filter": spec.nullable(FILTER),
-    "content": spec.ref("CampaignContent"),
-    "schedule": spec.ref("CampaignSchedule"),
-    "throttle_per_minute": spec.nullable({"type": "integer", "minimum": 1, "maximum": MAX_THROTTLE}),
-    "frequency_cap": spec.nullable(spec.ref("FrequencyCap")),
-    "quiet_hours": spec.nullable(spec.ref("QuietHours")),
-}
 _COUNTS: dict[str, spec.Schema] = {
     "sent": spec.COUNT,
     "skipped": spec.COUNT,
@@ -293,16 +173,16 @@ SCHEMAS: dict[str, spec.Schema] = {
     "CampaignSchedule": SCHEDULE,
     "FrequencyCap": CAP,
     "QuietHours": QUIET,
-    "NewCampaign": spec.strict_object(_BODY_FIELDS, ["name", "content"]),
-    "CampaignPatch": spec.strict_object(_BODY_FIELDS),
-    "ScheduleBody": spec.strict_object({"schedule": spec.ref("CampaignSchedule")}),
+    "NewCampaign": drafts.DRAFT.schema(),
+    "CampaignPatch": drafts.DRAFT.schema(partial=True),
+    "ScheduleBody": drafts.SCHEDULE.schema(),
     "Campaign": spec.strict_object(
         {
             "id": {"type": "string", "format": "uuid"},
             "name": _TEXT,
             "status": {"enum": list(store.STATUSES)},
             "segment_id": spec.nullable(_TEXT),
-            "filter": spec.nullable(FILTER),
+            "filter": spec.nullable(spec.ref("SegmentFilter")),
             "content": spec.ref("CampaignContent"),
             "schedule": spec.ref("CampaignSchedule"),
             "throttle_per_minute": spec.nullable({"type": "integer"}),

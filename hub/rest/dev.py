@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import hub_of, query_int, require_scope
@@ -20,7 +21,7 @@ async def outbox(request: web.Request) -> web.Response:
     await require_scope(request, "admin")
     hub = hub_of(request)
     if hub.settings.push_provider != "outbox":
-        raise HubError("not_found", "the outbox is only kept with HERALD_PUSH_PROVIDER=outbox (herald up's default)")
+        raise HubError(Code.NOT_FOUND, "the outbox is only kept with HERALD_PUSH_PROVIDER=outbox (herald up's default)")
     limit = query_int(request, "limit", minimum=1, maximum=keys.OUTBOX_SIZE) or 100
     raw: list[bytes] = await hub.redis.lrange(keys.OUTBOX, 0, limit - 1)  # type: ignore[misc]
     return web.json_response({"pushes": [json.loads(entry) for entry in raw]})

@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from config import bodies, payloads
+from config.clock import iso
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import Principal, hub_of, json_body, path_user_id, principal, require_self_or_scope
 from push.tokens import token_problem
-from rooms import payloads
-from rooms.render import iso
 from store import devices as device_store
 from store import users as user_store
 
@@ -20,7 +21,29 @@ routes = web.RouteTableDef()
 PROVIDERS = ("apns", "fcm")
 PLATFORMS = ("ios", "android", "web")
 ENVIRONMENTS = ("sandbox", "production")
-DEVICE_BODY = ("token", "provider", "platform", "user_id", "app_id", "environment", "locale", "timezone", "app_version")
+
+
+def _token(data: dict[str, Any], field: str) -> str:
+    value = data.get(field)
+    if not isinstance(value, str):
+        raise HubError(Code.INVALID_PAYLOAD, f"{field}: is required", fields={field: "is required"})
+    return value  # its shape is the provider's: checked with push.tokens once the provider is known
+
+
+#: POST /devices, in the order its fields are checked.
+DEVICE = bodies.Body(
+    {
+        "user_id": bodies.identifier(description="required with an API key; a client registers itself"),
+        "provider": bodies.choice(PROVIDERS, required=True),
+        "token": bodies.Field({"type": "string", "minLength": 32, "maxLength": 4096}, _token, required=True),
+        "platform": bodies.choice(PLATFORMS, required=True),
+        "app_id": bodies.text(255),
+        "environment": bodies.choice(ENVIRONMENTS),
+        "locale": bodies.text(35),
+        "timezone": bodies.text(64),
+        "app_version": bodies.text(64),
+    }
+)
 
 
 def render(row: Any) -> dict[str, Any]:
@@ -43,43 +66,29 @@ def render(row: Any) -> dict[str, Any]:
 async def _devices_caller(request: web.Request) -> Principal:
     who = await principal(request)
     if who.key is not None and not who.has_scope("devices"):
-        raise HubError("forbidden", "this needs an API key with the devices scope")
+        raise HubError(Code.FORBIDDEN, "this needs an API key with the devices scope")
     return who
 
 
 @routes.post("/api/v1/devices")
 async def register(request: web.Request) -> web.Response:
     who = await _devices_caller(request)
-    body = await json_body(request, DEVICE_BODY)
+    body = DEVICE.parse(await json_body(request, DEVICE))
+    user_id = body["user_id"]
     if who.key is None:
-        user_id = payloads.identifier(body, "user_id", required=False) or who.user_id
+        user_id = user_id or who.user_id
         if user_id != who.user_id:
-            raise HubError("forbidden", "a client may only register its own devices")
-    else:
-        user_id = payloads.required_id(body, "user_id")
+            raise HubError(Code.FORBIDDEN, "a client may only register its own devices")
+    elif user_id is None:
+        raise payloads.invalid("user_id", "is required")
     assert user_id is not None
-    provider = payloads.choice(body, "provider", PROVIDERS)
-    token = body.get("token")
-    if not isinstance(token, str):
-        raise HubError("invalid_payload", "token: is required", fields={"token": "is required"})
-    assert provider is not None
-    problem = token_problem(provider, token)
+    problem = token_problem(body["provider"], body["token"])
     if problem:
-        raise HubError("invalid_payload", f"token: {problem}", fields={"token": problem})
+        raise HubError(Code.INVALID_PAYLOAD, f"token: {problem}", fields={"token": problem})
     hub = hub_of(request)
     await user_store.ensure(hub.pool, [user_id])
-    row = await device_store.upsert(
-        hub.pool,
-        token=token,
-        provider=provider,
-        platform=payloads.choice(body, "platform", PLATFORMS) or "",
-        user_id=user_id,
-        app_id=payloads.text(body, "app_id", 255, required=False),
-        environment=payloads.choice(body, "environment", ENVIRONMENTS, required=False) or "production",
-        locale=payloads.text(body, "locale", 35, required=False),
-        timezone=payloads.text(body, "timezone", 64, required=False),
-        app_version=payloads.text(body, "app_version", 64, required=False),
-    )
+    device = {**body, "user_id": user_id, "environment": body["environment"] or "production"}
+    row = await device_store.upsert(hub.pool, **device)
     return web.json_response(render(row), status=201 if row["inserted"] else 200)
 
 
@@ -87,7 +96,7 @@ async def register(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     who = await _devices_caller(request)
     if not await device_store.delete(hub_of(request).pool, request.match_info["token"], who.user_id):
-        raise HubError("not_found", "no such device" + (" of yours" if who.user_id else ""))
+        raise HubError(Code.NOT_FOUND, "no such device" + (" of yours" if who.user_id else ""))
     return web.Response(status=204)
 
 
@@ -134,20 +143,7 @@ SCHEMAS: dict[str, spec.Schema] = {
         ],
     ),
     "DeviceList": spec.strict_object({"devices": {"type": "array", "items": spec.ref("Device")}}, ["devices"]),
-    "NewDevice": spec.strict_object(
-        {
-            "token": {"type": "string", "minLength": 32, "maxLength": 4096},
-            "provider": {"enum": list(PROVIDERS)},
-            "platform": {"enum": list(PLATFORMS)},
-            "user_id": spec.nullable({**spec.ID, "description": "required with an API key; a client registers itself"}),
-            "app_id": _NULLABLE_TEXT,
-            "environment": spec.nullable({"enum": list(ENVIRONMENTS)}),
-            "locale": _NULLABLE_TEXT,
-            "timezone": _NULLABLE_TEXT,
-            "app_version": _NULLABLE_TEXT,
-        },
-        ["token", "provider", "platform"],
-    ),
+    "NewDevice": DEVICE.schema(),
 }
 
 _TOKEN = spec.path_param("token", {"type": "string"}, "the device token")

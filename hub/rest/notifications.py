@@ -7,71 +7,100 @@ from typing import Any
 
 from aiohttp import web
 
+from config import bodies
+from config.clock import iso
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import hub_of, json_body, principal, require_scope
 from push import PushMessage
-from rooms import payloads
-from rooms.render import iso
 from store import notifications as store
 from store import queue
 
 routes = web.RouteTableDef()
 
-NOTIFY_BODY = ("to", "notification")
-TARGET_FIELDS = ("user_ids", "device_tokens", "room_id")
 MAX_TARGETS = 10_000
 DELIVERY_PAGE = 1000
 STATUSES = ("pending", "sending", "retrying", "delivered", "pruned", "failed", "skipped")
 
 
-def _target(body: dict[str, Any]) -> dict[str, Any]:
-    to = body.get("to")
-    if not isinstance(to, dict):
-        raise HubError("invalid_payload", "to: must be an object", fields={"to": "must be an object"})
-    payloads.only(to, TARGET_FIELDS)
-    target: dict[str, Any] = {
-        "user_ids": payloads.id_list(to, "user_ids", max_items=MAX_TARGETS),
-        "device_tokens": _tokens(to),
-        "room_id": payloads.identifier(to, "room_id", required=False),
-    }
-    if not (target["user_ids"] or target["device_tokens"] or target["room_id"]):
-        raise HubError(
-            "invalid_payload", "to: name user_ids, device_tokens or a room_id", fields={"to": "has no target"}
-        )
-    return target
-
-
-def _tokens(to: dict[str, Any]) -> list[str]:
-    value = to.get("device_tokens", [])
+def _tokens(to: dict[str, Any], field: str) -> list[str]:
+    value = to.get(field, [])
     if (
         not isinstance(value, list)
         or len(value) > MAX_TARGETS
         or not all(isinstance(t, str) and 0 < len(t) <= 4096 for t in value)
     ):
         raise HubError(
-            "invalid_payload",
+            Code.INVALID_PAYLOAD,
             f"to.device_tokens: must be a list of at most {MAX_TARGETS} tokens",
             fields={"to.device_tokens": "must be a list of tokens"},
         )
     return list(dict.fromkeys(value))
 
 
+#: The ``to`` object of a notification: at least one of its fields names someone.
+TARGET = bodies.Body(
+    {
+        "user_ids": bodies.id_list(max_items=MAX_TARGETS),
+        "device_tokens": bodies.Field({"type": "array", "items": {"type": "string"}, "maxItems": MAX_TARGETS}, _tokens),
+        "room_id": bodies.identifier(),
+    }
+)
+
+
+def _target(body: dict[str, Any], field: str) -> dict[str, Any]:
+    to = body.get(field)
+    if not isinstance(to, dict):
+        raise HubError(Code.INVALID_PAYLOAD, "to: must be an object", fields={"to": "must be an object"})
+    target = TARGET.parse(TARGET.refuse_unknown(to))
+    if not (target["user_ids"] or target["device_tokens"] or target["room_id"]):
+        raise HubError(
+            Code.INVALID_PAYLOAD, "to: name user_ids, device_tokens or a room_id", fields={"to": "has no target"}
+        )
+    return target
+
+
+def _message(body: dict[str, Any], field: str) -> PushMessage:
+    content = body.get(field)
+    if not isinstance(content, dict):
+        raise HubError(
+            Code.INVALID_PAYLOAD, "notification: must be an object", fields={"notification": "must be an object"}
+        )
+    return PushMessage.from_json(content)
+
+
+_NOTIFICATION: spec.Schema = spec.strict_object(
+    {
+        "title": spec.nullable({"type": "string"}),
+        "body": spec.nullable({"type": "string"}),
+        "data": {"type": "object", "additionalProperties": {"type": "string"}},
+        "badge": spec.nullable({"type": "integer", "minimum": 0}),
+        "sound": spec.nullable({"type": "string"}),
+        "collapse_key": spec.nullable({"type": "string", "maxLength": 64}),
+        "priority": {"enum": ["high", "normal"]},
+        "ttl": spec.nullable({"type": "integer", "minimum": 0}),
+        "push_type": {"enum": ["alert", "background", "voip"]},
+    }
+)
+#: POST /notifications
+NOTIFY = bodies.Body(
+    {
+        "to": bodies.Field(TARGET.schema(), _target, required=True),
+        "notification": bodies.Field(_NOTIFICATION, _message, required=True),
+    }
+)
+
+
 @routes.post("/api/v1/notifications")
 async def create(request: web.Request) -> web.Response:
     who = await require_scope(request, "notify")
     assert who.key is not None
-    body = await json_body(request, NOTIFY_BODY)
-    target = _target(body)
-    content = body.get("notification")
-    if not isinstance(content, dict):
-        raise HubError(
-            "invalid_payload", "notification: must be an object", fields={"notification": "must be an object"}
-        )
-    message = PushMessage.from_json(content)
+    body = NOTIFY.parse(await json_body(request, NOTIFY))
+    target, message = body["to"], body["notification"]
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
-        raise HubError("invalid_payload", "Idempotency-Key must be 1 to 255 characters")
+        raise HubError(Code.INVALID_PAYLOAD, "Idempotency-Key must be 1 to 255 characters")
     hub = hub_of(request)
     row, created = await store.insert(
         hub.pool,
@@ -120,7 +149,7 @@ async def status(request: web.Request) -> web.Response:
 async def opened(request: web.Request) -> web.Response:
     who = await principal(request)
     if who.key is not None and not who.has_scope("notify"):
-        raise HubError("forbidden", "this needs a client token or an API key with the notify scope")
+        raise HubError(Code.FORBIDDEN, "this needs a client token or an API key with the notify scope")
     row = await _notification(request)
     pool, notification_id = hub_of(request).pool, str(row["id"])
     if who.user_id is None:
@@ -128,7 +157,7 @@ async def opened(request: web.Request) -> web.Response:
     else:  # a client counts once, and only for a notification sent to one of its devices
         count = await store.mark_opened_by(pool, notification_id, who.user_id)
         if count is None:
-            raise HubError("not_found", f"notification {notification_id} was not sent to you")
+            raise HubError(Code.NOT_FOUND, f"notification {notification_id} was not sent to you")
     return web.json_response({"id": notification_id, "opened": count})
 
 
@@ -137,10 +166,10 @@ async def _notification(request: web.Request) -> Any:
     try:
         uuid.UUID(notification_id)
     except ValueError:
-        raise HubError("not_found", f"notification {notification_id} does not exist") from None
+        raise HubError(Code.NOT_FOUND, f"notification {notification_id} does not exist") from None
     row = await store.get(hub_of(request).pool, notification_id)
     if row is None:
-        raise HubError("not_found", f"notification {notification_id} does not exist")
+        raise HubError(Code.NOT_FOUND, f"notification {notification_id} does not exist")
     return row
 
 
@@ -148,31 +177,7 @@ async def _notification(request: web.Request) -> Any:
 
 _COUNT = spec.COUNT
 SCHEMAS: dict[str, spec.Schema] = {
-    "NewNotification": spec.strict_object(
-        {
-            "to": spec.strict_object(
-                {
-                    "user_ids": {"type": "array", "items": spec.ID, "maxItems": MAX_TARGETS},
-                    "device_tokens": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_TARGETS},
-                    "room_id": spec.nullable(spec.ID),
-                }
-            ),
-            "notification": spec.strict_object(
-                {
-                    "title": spec.nullable({"type": "string"}),
-                    "body": spec.nullable({"type": "string"}),
-                    "data": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "badge": spec.nullable({"type": "integer", "minimum": 0}),
-                    "sound": spec.nullable({"type": "string"}),
-                    "collapse_key": spec.nullable({"type": "string", "maxLength": 64}),
-                    "priority": {"enum": ["high", "normal"]},
-                    "ttl": spec.nullable({"type": "integer", "minimum": 0}),
-                    "push_type": {"enum": ["alert", "background", "voip"]},
-                }
-            ),
-        },
-        ["to", "notification"],
-    ),
+    "NewNotification": NOTIFY.schema(),
     "NotificationAccepted": spec.strict_object(
         {"id": {"type": "string", "format": "uuid"}, "status": {"enum": ["queued", "sending", "completed"]}},
         ["id", "status"],

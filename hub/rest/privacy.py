@@ -9,6 +9,7 @@ from uuid import UUID
 
 from aiohttp import web
 
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import hub_of, path_user_id, require_scope, require_self_or_scope
@@ -31,7 +32,7 @@ async def export(request: web.Request) -> web.Response:
     await require_self_or_scope(request, user_id, "admin")
     found = await privacy.export(hub_of(request).pool, user_id)
     if found is None:
-        raise HubError("not_found", f"user {user_id} is unknown")
+        raise HubError(Code.NOT_FOUND, f"user {user_id} is unknown")
     body = {kind: [{k: _plain(v) for k, v in dict(row).items()} for row in rows] for kind, rows in found.items()}
     body["user"] = body["user"][0]  # type: ignore[assignment]
     return web.json_response(body, dumps=lambda data: json.dumps(data, default=str))
@@ -45,7 +46,7 @@ async def erase(request: web.Request) -> web.Response:
     async with hub.pool.acquire() as conn:
         result = await privacy.erase(conn, user_id)
     if not result["deleted"]:
-        raise HubError("not_found", f"user {user_id} is unknown")
+        raise HubError(Code.NOT_FOUND, f"user {user_id} is unknown")
     await hub.realtime.disconnect_user(user_id, "disconnected", "this account was deleted")
     return web.Response(status=204)
 

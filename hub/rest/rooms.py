@@ -6,19 +6,58 @@ from typing import Any
 
 from aiohttp import web
 
+from config import bodies, payloads
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import Principal, hub_of, json_body, principal, query_int, require_scope
-from rooms import membership, payloads, render
+from rooms import membership, render
 from rooms import messages as chat
 from store import rooms as room_store
 
 routes = web.RouteTableDef()
 
-# Fields each request body may carry; anything else is refused (strict schemas, see SCHEMAS below).
-NEW_ROOM_BODY = ("kind", "name", "members", "metadata", "id")
-MEMBER_BODY = ("role", "muted_until")
-NEW_MESSAGE_BODY = ("sender_id", "client_id", "text", "meta", "reply_to")
+MAX_ROOM_NAME = 200
+
+#: POST /rooms (``owner`` for API keys only).
+NEW_ROOM = bodies.Body(
+    {
+        "kind": bodies.choice(
+            membership.KINDS, required=True, description="clients may create private and direct rooms"
+        ),
+        "name": bodies.text(MAX_ROOM_NAME),
+        "members": bodies.id_list(),
+        "metadata": bodies.meta(),
+        "id": bodies.identifier(),
+        "owner": bodies.identifier(description="API keys only; a client is always the owner"),
+    },
+    description="A direct room has exactly two members counting the owner; the same pair gets the same room.",
+)
+#: PUT and PATCH /rooms/{id}/members/{user_id}
+MEMBER = bodies.Body(
+    {"role": bodies.choice(membership.ROLES), "muted_until": bodies.timestamp()},
+    description="PUT sets muted_until (absent: not muted); PATCH changes only the fields given. "
+    "A client may only PATCH its own muted_until.",
+)
+#: POST /rooms/{id}/messages; ``text`` is at most HERALD_MAX_TEXT_LENGTH characters (a setting).
+NEW_MESSAGE = bodies.Body(
+    {
+        "sender_id": bodies.identifier(required=True),
+        "client_id": bodies.identifier(required=True),
+        "text": bodies.Field(
+            {
+                "type": "string",
+                "minLength": 1,
+                "pattern": r"\S",
+                "description": "at most HERALD_MAX_TEXT_LENGTH characters (default 4000; longer: 413)",
+            },
+            lambda data, name: data.get(name),
+            required=True,
+        ),
+        "meta": bodies.meta(),
+        "reply_to": bodies.integer(minimum=1),
+    }
+)
 
 
 async def _reader(request: web.Request, room_id: str) -> Principal:
@@ -26,7 +65,7 @@ async def _reader(request: web.Request, room_id: str) -> Principal:
     who = await principal(request)
     if who.key is not None:
         if not who.has_scope("publish"):
-            raise HubError("forbidden", "this needs an API key with the publish scope")
+            raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
         await membership.room_or_404(hub_of(request).pool, room_id)
     else:
         await membership.readable_room(hub_of(request).pool, room_id, who.user_id)
@@ -36,25 +75,20 @@ async def _reader(request: web.Request, room_id: str) -> Principal:
 @routes.post("/api/v1/rooms")
 async def create_room(request: web.Request) -> web.Response:
     who = await principal(request)
-    fields = NEW_ROOM_BODY + (("owner",) if who.key is not None else ())
-    body = await json_body(request, fields)
-    kind = payloads.choice(body, "kind", membership.KINDS)
-    assert kind is not None
+    body = await json_body(request, NEW_ROOM, without=() if who.key is not None else ("owner",))
+    kind = NEW_ROOM.parse(body, only=("kind",))["kind"]
     owner: str | None
     if who.key is not None:
         if not who.has_scope("publish"):
-            raise HubError("forbidden", "this needs an API key with the publish scope")
-        owner = payloads.identifier(body, "owner", required=False)
+            raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
+        owner = NEW_ROOM.parse(body, only=("owner",))["owner"]
     else:
         if kind == "public":
-            raise HubError("forbidden", "clients may create private and direct rooms only")
+            raise HubError(Code.FORBIDDEN, "clients may create private and direct rooms only")
         owner = who.user_id
+    room = NEW_ROOM.parse(body, only=("name", "members", "metadata", "id"))
     spec = membership.NewRoom(
-        kind=kind,
-        name=payloads.text(body, "name", 200, required=False),
-        members=payloads.id_list(body, "members"),
-        metadata=payloads.meta(body, "metadata"),
-        room_id=payloads.identifier(body, "id", required=False),
+        kind=kind, name=room["name"], members=room["members"], metadata=room["metadata"], room_id=room["id"]
     )
     hub = hub_of(request)
     row, created = await membership.create_room(hub.pool, spec, owner)
@@ -95,23 +129,25 @@ async def _put_member(request: web.Request, *, replace: bool) -> web.Response:
     hub = hub_of(request)
     if who.key is None:
         if replace or who.user_id != user_id:
-            raise HubError("forbidden", "a client may only change its own mute")
-        body = await json_body(request, MEMBER_BODY)
+            raise HubError(Code.FORBIDDEN, "a client may only change its own mute")
+        body = await json_body(request, MEMBER)
         if "role" in body:
-            raise HubError("forbidden", "a client may only change its own mute")
+            raise HubError(Code.FORBIDDEN, "a client may only change its own mute")
         if "muted_until" in body:
-            row = await membership.mute(hub.pool, room_id, user_id, payloads.timestamp(body, "muted_until"))
+            row = await membership.mute(
+                hub.pool, room_id, user_id, MEMBER.parse(body, only=("muted_until",))["muted_until"]
+            )
         else:
             await membership.room_or_404(hub.pool, room_id)
             row = await room_store.get_member(hub.pool, room_id, user_id)
             if row is None:
-                raise HubError("not_member", "you are not a member of this room")
+                raise HubError(Code.NOT_MEMBER, "you are not a member of this room")
         return web.json_response(render.member(row))
-    body = await json_body(request, MEMBER_BODY)
-    role = payloads.choice(body, "role", membership.ROLES, required=False)
-    muted_until = payloads.timestamp(body, "muted_until")
+    body = await json_body(request, MEMBER)
+    member = MEMBER.parse(body)
+    role, muted_until = member["role"], member["muted_until"]
     if not who.has_scope("publish"):
-        raise HubError("forbidden", "this needs an API key with the publish scope")
+        raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
     row, added = await membership.put_member(
         hub.pool, room_id, None, user_id, role, muted_until, set_mute=replace or "muted_until" in body
     )
@@ -147,7 +183,9 @@ async def list_messages(request: web.Request) -> web.Response:
     before = query_int(request, "before_seq")
     after = query_int(request, "after_seq")
     if before is not None and after is not None:
-        raise HubError("invalid_payload", "give before_seq or after_seq, not both", fields={"after_seq": "conflicts"})
+        raise HubError(
+            Code.INVALID_PAYLOAD, "give before_seq or after_seq, not both", fields={"after_seq": "conflicts"}
+        )
     limit = query_int(request, "limit", minimum=1, maximum=chat.MAX_PAGE) or chat.DEFAULT_PAGE
     rows, has_more = await chat.history(hub_of(request).pool, room_id, before_seq=before, after_seq=after, limit=limit)
     return web.json_response({"messages": [render.message(r) for r in rows], "has_more": has_more})
@@ -158,14 +196,14 @@ async def post_message(request: web.Request) -> web.Response:
     await require_scope(request, "publish")
     room_id = request.match_info["room_id"]
     hub = hub_of(request)
-    body = await json_body(request, NEW_MESSAGE_BODY)
+    body = NEW_MESSAGE.parse(await json_body(request, NEW_MESSAGE))
     out = chat.Outgoing(
         room_id=room_id,
-        sender_id=payloads.required_id(body, "sender_id"),
-        client_id=payloads.required_id(body, "client_id"),
-        text=payloads.required_text(body, "text", hub.settings.max_text_length, too_long="too_large"),
-        meta=payloads.meta(body),
-        reply_to=payloads.integer(body, "reply_to", minimum=1),
+        sender_id=body["sender_id"],
+        client_id=body["client_id"],
+        text=payloads.required_text(body, "text", hub.settings.max_text_length, too_long=Code.TOO_LARGE),
+        meta=body["meta"],
+        reply_to=body["reply_to"],
     )
     await membership.room_or_404(hub.pool, room_id)
     row, created = await chat.send(hub.pool, out, as_service=True)
@@ -229,38 +267,9 @@ SCHEMAS: dict[str, spec.Schema] = {
         {"messages": {"type": "array", "items": spec.ref("Message")}, "has_more": {"type": "boolean"}},
         ["messages", "has_more"],
     ),
-    "NewRoom": spec.strict_object(
-        {
-            "kind": {"enum": list(membership.KINDS), "description": "clients may create private and direct rooms"},
-            "name": spec.nullable({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}),
-            "members": {"type": "array", "items": spec.ID, "maxItems": 1000},
-            "metadata": spec.nullable({**spec.OPEN_OBJECT, "description": "at most 2048 bytes as JSON (else 413)"}),
-            "id": spec.nullable(spec.ID),
-            "owner": spec.nullable({**spec.ID, "description": "API keys only; a client is always the owner"}),
-        },
-        ["kind"],
-        description="A direct room has exactly two members counting the owner; the same pair gets the same room.",
-    ),
-    "MemberUpdate": spec.strict_object(
-        {"role": spec.nullable({"enum": list(membership.ROLES)}), "muted_until": spec.nullable(spec.TIMESTAMP)},
-        description="PUT sets muted_until (absent: not muted); PATCH changes only the fields given. "
-        "A client may only PATCH its own muted_until.",
-    ),
-    "NewMessage": spec.strict_object(
-        {
-            "sender_id": spec.ID,
-            "client_id": spec.ID,
-            "text": {
-                "type": "string",
-                "minLength": 1,
-                "pattern": r"\S",
-                "description": "at most HERALD_MAX_TEXT_LENGTH characters (default 4000; longer: 413)",
-            },
-            "meta": spec.nullable({**spec.OPEN_OBJECT, "description": "at most 2048 bytes as JSON (else 413)"}),
-            "reply_to": spec.nullable({"type": "integer", "minimum": 1}),
-        },
-        ["sender_id", "client_id", "text"],
-    ),
+    "NewRoom": NEW_ROOM.schema(),
+    "MemberUpdate": MEMBER.schema(),
+    "NewMessage": NEW_MESSAGE.schema(),
 }
 
 _ROOM_ID = spec.path_param("room_id", {"type": "string"}, "the room's id")

@@ -1,29 +1,27 @@
-"""/api/v1/segments: audience preview as the marketer types, and saved segments (campaigns scope)."""
+"""/api/v1/segments: audience preview as the marketer types, and saved segments (campaigns scope).
+
+The rules are the campaigns domain's (:mod:`campaigns.segments`); this module reads requests and
+writes answers.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
-from config.clock import CLOCK
+from campaigns import filters
+from campaigns import segments as domain
+from config.clock import iso
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import hub_of, json_body, query_int, require_scope
-from rooms import payloads
-from rooms.render import iso
 from store import segments as store
-from store.segments import compile_filter
 
 routes = web.RouteTableDef()
 
-PREVIEW_BODY = ("filter", "sample_size")
-SEGMENT_BODY = ("name", "filter")
-DEFAULT_SAMPLE = 10
-MAX_SAMPLE = 50
 PAGE = 100
 
 
@@ -31,37 +29,8 @@ PAGE = 100
 async def preview(request: web.Request) -> web.Response:
     """Exact user and device counts of a filter, and a few users (by id) as a sample."""
     await require_scope(request, "campaigns")
-    body = await json_body(request, PREVIEW_BODY)
-    if "filter" not in body:
-        raise HubError("invalid_payload", "filter: is required", fields={"filter": "is required"})
-    size = payloads.integer(body, "sample_size", minimum=0, maximum=MAX_SAMPLE, default=DEFAULT_SAMPLE)
-    assert size is not None
-    return web.json_response(await audience(hub_of(request).pool, body["filter"], size))
-
-
-async def audience(pool: asyncpg.Pool, tree: object, size: int) -> dict[str, Any]:
-    """The preview's figures (also the console's live count): raises ``SegmentError`` for a bad filter."""
-    condition = compile_filter(tree, now=CLOCK.now())
-    (users, opted_out, devices), sample = await asyncio.gather(
-        store.count(pool, condition), store.sample(pool, condition, size)
-    )
-    return {
-        "users": users,
-        "devices": devices,
-        "opted_out": opted_out,
-        "sample": [
-            {
-                "id": r["id"],
-                "attributes": r["attributes"],
-                "tags": list(r["tags"]),
-                "timezone": r["timezone"],
-                "locale": r["locale"],
-                "marketing_opt_in": r["marketing_opt_in"],
-                "last_active_at": iso(r["last_active_at"]),
-            }
-            for r in sample
-        ],
-    }
+    body = await json_body(request, domain.PREVIEW)
+    return web.json_response(await domain.preview(hub_of(request).pool, body))
 
 
 def render(row: Any) -> dict[str, Any]:
@@ -74,31 +43,10 @@ def render(row: Any) -> dict[str, Any]:
     }
 
 
-def _segment_body(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    name = payloads.text(body, "name", 200)
-    assert name is not None
-    tree = body.get("filter")
-    if tree is None:
-        raise HubError("invalid_payload", "filter: is required", fields={"filter": "is required"})
-    compile_filter(tree)
-    assert isinstance(tree, dict)
-    return name, tree
-
-
-def segment_id(request: web.Request) -> str:
-    value = request.match_info["segment_id"]
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise HubError("not_found", f"segment {value} does not exist") from None
-    return value
-
-
 @routes.post("/api/v1/segments")
 async def create(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
-    name, tree = _segment_body(await json_body(request, SEGMENT_BODY))
-    row = await store.insert(hub_of(request).pool, name, tree)
+    row = await domain.create(hub_of(request).pool, await json_body(request, domain.SEGMENT))
     return web.json_response(render(row), status=201)
 
 
@@ -111,7 +59,7 @@ async def list_segments(request: web.Request) -> web.Response:
         try:
             uuid.UUID(after)
         except ValueError:
-            raise HubError("invalid_payload", "cursor: unknown cursor", fields={"cursor": "unknown"}) from None
+            raise HubError(Code.INVALID_PAYLOAD, "cursor: unknown cursor", fields={"cursor": "unknown"}) from None
     rows = await store.page(hub_of(request).pool, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -123,51 +71,30 @@ async def list_segments(request: web.Request) -> web.Response:
 @routes.get("/api/v1/segments/{segment_id}")
 async def get(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
-    row = await store.get(hub_of(request).pool, segment_id(request))
-    if row is None:
-        raise HubError("not_found", "no such segment")
-    return web.json_response(render(row))
+    return web.json_response(render(await domain.get(hub_of(request).pool, request.match_info["segment_id"])))
 
 
 @routes.put("/api/v1/segments/{segment_id}")
 async def replace(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
-    sid = segment_id(request)
-    name, tree = _segment_body(await json_body(request, SEGMENT_BODY))
-    row = await store.update(hub_of(request).pool, sid, name, tree)
-    if row is None:
-        raise HubError("not_found", "no such segment")
-    return web.json_response(render(row))
+    segment_id = domain.checked_id(request.match_info["segment_id"])
+    body = await json_body(request, domain.SEGMENT)
+    return web.json_response(render(await domain.replace(hub_of(request).pool, segment_id, body)))
 
 
 @routes.delete("/api/v1/segments/{segment_id}")
 async def delete(request: web.Request) -> web.Response:
     await require_scope(request, "campaigns")
-    sid = segment_id(request)
-    pool = hub_of(request).pool
-    if await store.in_use(pool, sid):
-        raise HubError("conflict", "a campaign not yet finished targets this segment")
-    if not await store.delete(pool, sid):
-        raise HubError("not_found", "no such segment")
+    await domain.delete(hub_of(request).pool, request.match_info["segment_id"])
     return web.Response(status=204)
 
 
 # --- OpenAPI ---
 
-FILTER: spec.Schema = {
-    "type": "object",
-    "description": (
-        "A filter node: {all: [nodes]}, {any: [nodes]}, {not: node} or a leaf {field, op, value}; "
-        "see docs/campaigns.md. Invalid filters are answered 422 invalid_filter naming the node."
-    ),
-}
 _NULLABLE_TEXT = spec.nullable({"type": "string"})
 SCHEMAS: dict[str, spec.Schema] = {
-    "SegmentPreviewBody": spec.strict_object(
-        {"filter": spec.ref("SegmentFilter"), "sample_size": {"type": "integer", "minimum": 0, "maximum": MAX_SAMPLE}},
-        ["filter"],
-    ),
-    "SegmentFilter": FILTER,
+    "SegmentPreviewBody": domain.PREVIEW.schema(),
+    "SegmentFilter": filters.SCHEMA,
     "SegmentPreview": spec.strict_object(
         {
             "users": spec.COUNT,
@@ -191,10 +118,7 @@ SCHEMAS: dict[str, spec.Schema] = {
         },
         ["users", "devices", "opted_out", "sample"],
     ),
-    "SegmentBody": spec.strict_object(
-        {"name": {"type": "string", "minLength": 1, "maxLength": 200}, "filter": spec.ref("SegmentFilter")},
-        ["name", "filter"],
-    ),
+    "SegmentBody": domain.SEGMENT.schema(),
     "Segment": spec.strict_object(
         {
             "id": {"type": "string", "format": "uuid"},

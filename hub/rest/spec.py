@@ -6,7 +6,8 @@ Each REST module ends with two plain dicts built from these helpers:
 - ``PATHS``: OpenAPI path items by canonical aiohttp path (``/api/v1/rooms/{room_id}``).
 
 Schemas are strict: fixed shapes say ``additionalProperties: false`` (see :func:`strict_object`);
-only free-form user data (room metadata, message meta) is an open object.
+only free-form user data (room metadata, message meta) is an open object.  Request bodies are
+:class:`config.bodies.Body` declarations: their component is ``BODY.schema()``.
 """
 
 from __future__ import annotations
@@ -14,43 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from config.bodies import ID, OPEN_OBJECT, TIMESTAMP, Schema, nullable, ref, strict_object
 from hub.errors import STATUS_BY_CODE
-from rooms.payloads import ID_PATTERN
 
-Schema = dict[str, Any]
+__all__ = ["ID", "OPEN_OBJECT", "TIMESTAMP", "Schema", "nullable", "ref", "strict_object"]
 
 JSON = "application/json"
 
-#: An id a request may carry (room ids, user ids, client ids in bodies and member paths).
-ID: Schema = {"type": "string", "pattern": ID_PATTERN.pattern}
 #: A user id as it appears in responses: a client JWT's ``sub`` is any 1 to 128 characters.
 USER_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 128}
-TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
 COUNT: Schema = {"type": "integer", "minimum": 0}
-OPEN_OBJECT: Schema = {"type": "object"}
 
 #: Statuses every authenticated operation may answer besides its own (internal error, dependency down).
 ALWAYS = (500, 503)
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def strict_object(properties: dict[str, Schema], required: Iterable[str] = (), **extra: Any) -> Schema:
-    """An object with exactly these properties (those in ``required`` must be present)."""
-    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False, **extra}
-    needed = list(required)
-    unknown = set(needed) - set(properties)
-    if unknown:
-        raise ValueError(f"required properties without a schema: {sorted(unknown)}")
-    if needed:
-        schema["required"] = needed
-    return schema
 
 
 def json_body(schema: Schema, description: str = "", *, required: bool = True) -> dict[str, Any]:

@@ -6,24 +6,116 @@ from typing import Any
 
 from aiohttp import web
 
+from campaigns.content import LOCALE
+from campaigns.filter_values import MAX_TEXT
+from campaigns.filters import ATTRIBUTE_KEY
+from campaigns.schedule import zone
+from config import bodies
+from config.clock import iso
+from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import hub_of, json_body, path_user_id, require_scope, require_self_or_scope
 from hub.rest.rooms import MEMBER_FIELDS, ROOM_FIELDS
-from push.content import LOCALE
-from push.schedule import zone
 from rooms import render
-from rooms.render import iso
 from store import rooms as room_store
 from store import users as user_store
-from store.segments import ATTRIBUTE_KEY, MAX_TEXT
 
 routes = web.RouteTableDef()
 
-PROFILE_BODY = ("attributes", "tags", "timezone", "locale", "marketing_opt_in")
 MAX_ATTRIBUTES = 100
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 64
+
+
+def _present(data: dict[str, Any], field: str) -> object:
+    """The field's value; absent leaves it as it is (None), null is refused (it is no value)."""
+    if field in data and data[field] is None:
+        raise HubError(Code.INVALID_PAYLOAD, f"{field}: must not be null", fields={field: "must not be null"})
+    return data.get(field)
+
+
+def _attributes(data: dict[str, Any], field: str) -> dict[str, object] | None:
+    value = _present(data, field)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
+        raise HubError(
+            Code.INVALID_PAYLOAD,
+            f"attributes: must be an object of at most {MAX_ATTRIBUTES} attributes",
+            fields={"attributes": "must be an object"},
+        )
+    for key, item in value.items():
+        name = f"attributes.{key}"
+        if not ATTRIBUTE_KEY.match(key):
+            raise HubError(
+                Code.INVALID_PAYLOAD, f"{name}: keys are 1 to 64 letters, digits or _", fields={name: "bad key"}
+            )
+        if isinstance(item, dict | list) or (isinstance(item, str) and len(item) > MAX_TEXT):
+            problem = f"must be a JSON scalar (strings up to {MAX_TEXT} characters)"
+            raise HubError(Code.INVALID_PAYLOAD, f"{name}: {problem}", fields={name: problem})
+    return value
+
+
+def _tags(data: dict[str, Any], field: str) -> list[str] | None:
+    value = _present(data, field)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_TAGS
+        or not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH for t in value)
+    ):
+        problem = f"must be a list of at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters"
+        raise HubError(Code.INVALID_PAYLOAD, f"tags: {problem}", fields={"tags": problem})
+    return sorted(set(value))
+
+
+def _timezone(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is not None and (not isinstance(value, str) or zone(value) is None):
+        raise HubError(Code.INVALID_PAYLOAD, "timezone: must be an IANA timezone", fields={field: "unknown timezone"})
+    return value
+
+
+def _locale(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is not None and (not isinstance(value, str) or not LOCALE.match(value)):
+        raise HubError(Code.INVALID_PAYLOAD, "locale: must be a locale such as fr or pt-BR", fields={field: "bad"})
+    return value
+
+
+def _opt_in(data: dict[str, Any], field: str) -> bool | None:
+    value = _present(data, field)
+    if value is not None and not isinstance(value, bool):
+        raise HubError(Code.INVALID_PAYLOAD, f"{field}: must be true or false", fields={field: "bad"})
+    return value
+
+
+_SCALAR: spec.Schema = {"type": ["string", "number", "boolean", "null"]}
+_ATTRIBUTES: spec.Schema = {
+    "type": "object",
+    "propertyNames": {"pattern": ATTRIBUTE_KEY.pattern},
+    "additionalProperties": _SCALAR,
+    "maxProperties": MAX_ATTRIBUTES,
+}
+_TAGS: spec.Schema = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH},
+    "maxItems": MAX_TAGS,
+}
+#: PUT /users/{id}: fields left out keep their value.
+PROFILE = bodies.Body(
+    {
+        "attributes": bodies.Field(_ATTRIBUTES, _attributes),
+        "tags": bodies.Field(_TAGS, _tags),
+        "timezone": bodies.Field(
+            spec.nullable({"type": "string", "description": "IANA name, e.g. Europe/Paris"}), _timezone
+        ),
+        "locale": bodies.Field(spec.nullable({"type": "string", "pattern": LOCALE.pattern}), _locale),
+        "marketing_opt_in": bodies.Field({"type": "boolean"}, _opt_in),
+    }
+)
 
 
 @routes.put("/api/v1/users/{user_id}")
@@ -31,27 +123,12 @@ async def put_profile(request: web.Request) -> web.Response:
     """Set what campaigns target: attributes (JSON scalars), tags, timezone, locale, marketing consent."""
     await require_scope(request, "campaigns")
     user_id = path_user_id(request)
-    body = await json_body(request, PROFILE_BODY)
-    for field in ("attributes", "tags", "marketing_opt_in"):  # absent leaves them as they are; null is no value
-        if field in body and body[field] is None:
-            raise HubError("invalid_payload", f"{field}: must not be null", fields={field: "must not be null"})
-    timezone = body.get("timezone")
-    if timezone is not None and (not isinstance(timezone, str) or zone(timezone) is None):
-        raise HubError("invalid_payload", "timezone: must be an IANA timezone", fields={"timezone": "unknown timezone"})
-    locale = body.get("locale")
-    if locale is not None and (not isinstance(locale, str) or not LOCALE.match(locale)):
-        raise HubError("invalid_payload", "locale: must be a locale such as fr or pt-BR", fields={"locale": "bad"})
-    opt_in = body.get("marketing_opt_in")
-    if opt_in is not None and not isinstance(opt_in, bool):
-        raise HubError("invalid_payload", "marketing_opt_in: must be true or false", fields={"marketing_opt_in": "bad"})
+    body = await json_body(request, PROFILE)
+    profile = PROFILE.parse(body)
     row = await user_store.put_profile(
         hub_of(request).pool,
         user_id,
-        attributes=_attributes(body.get("attributes")),
-        tags=_tags(body.get("tags")),
-        timezone=timezone,
-        locale=locale,
-        marketing_opt_in=opt_in,
+        **profile,
         set_timezone="timezone" in body,
         set_locale="locale" in body,
     )
@@ -69,40 +146,6 @@ def render_profile(row: Any) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "last_active_at": iso(row["last_active_at"]),
     }
-
-
-def _attributes(value: object) -> dict[str, object] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
-        raise HubError(
-            "invalid_payload",
-            f"attributes: must be an object of at most {MAX_ATTRIBUTES} attributes",
-            fields={"attributes": "must be an object"},
-        )
-    for key, item in value.items():
-        field = f"attributes.{key}"
-        if not ATTRIBUTE_KEY.match(key):
-            raise HubError(
-                "invalid_payload", f"{field}: keys are 1 to 64 letters, digits or _", fields={field: "bad key"}
-            )
-        if isinstance(item, dict | list) or (isinstance(item, str) and len(item) > MAX_TEXT):
-            problem = f"must be a JSON scalar (strings up to {MAX_TEXT} characters)"
-            raise HubError("invalid_payload", f"{field}: {problem}", fields={field: problem})
-    return value
-
-
-def _tags(value: object) -> list[str] | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) > MAX_TAGS
-        or not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH for t in value)
-    ):
-        problem = f"must be a list of at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters"
-        raise HubError("invalid_payload", f"tags: {problem}", fields={"tags": problem})
-    return sorted(set(value))
 
 
 @routes.get("/api/v1/users/{user_id}/rooms")
@@ -123,28 +166,8 @@ async def disconnect_user(request: web.Request) -> web.Response:
 
 # --- OpenAPI: merged into /api/v1/openapi.json by hub/openapi.py (tests/hub/test_openapi.py keeps it honest) ---
 
-_SCALAR: spec.Schema = {"type": ["string", "number", "boolean", "null"]}
-_ATTRIBUTES: spec.Schema = {
-    "type": "object",
-    "propertyNames": {"pattern": ATTRIBUTE_KEY.pattern},
-    "additionalProperties": _SCALAR,
-    "maxProperties": MAX_ATTRIBUTES,
-}
-_TAGS: spec.Schema = {
-    "type": "array",
-    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH},
-    "maxItems": MAX_TAGS,
-}
 SCHEMAS: dict[str, spec.Schema] = {
-    "UserProfileBody": spec.strict_object(
-        {
-            "attributes": _ATTRIBUTES,
-            "tags": _TAGS,
-            "timezone": spec.nullable({"type": "string", "description": "IANA name, e.g. Europe/Paris"}),
-            "locale": spec.nullable({"type": "string", "pattern": LOCALE.pattern}),
-            "marketing_opt_in": {"type": "boolean"},
-        }
-    ),
+    "UserProfileBody": PROFILE.schema(),
     "UserProfile": spec.strict_object(
         {
             "id": spec.USER_ID,

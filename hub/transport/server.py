@@ -20,6 +20,7 @@ from typing import Any
 import socketio
 from socketio import packet as sio_packet
 
+from config.errors import Code
 from hub.errors import HubError, ack_error
 from hub.transport.driver import WebSocket
 from hub.transport.engine import EngineServer
@@ -75,7 +76,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         that succeeds ends the connect timeout."""
         namespace = namespace or "/"
         if not self._serves(namespace):
-            await self._connect_error(eio_sid, namespace, "not_found", "Invalid namespace")
+            await self._connect_error(eio_sid, namespace, Code.NOT_FOUND, "Invalid namespace")
             return
         await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
@@ -93,7 +94,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             or namespace in self.namespaces
         )
 
-    async def _connect_error(self, eio_sid: str, namespace: str, code: str, message: str) -> None:
+    async def _connect_error(self, eio_sid: str, namespace: str, code: Code, message: str) -> None:
         """``connect_error`` in the shape of a refused connect handler's (``{message, data: {code, message}}``)."""
         data = {"message": message, "data": {"code": code, "message": message}}
         await self._send_packet(eio_sid, Packet(sio_packet.CONNECT_ERROR, data=data, namespace=namespace))
@@ -122,11 +123,11 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         message = f"the packet does not decode: {exc.reason}"
         if exc.packet_type in (sio_packet.EVENT, sio_packet.BINARY_EVENT) and exc.ack_id is not None and connected:
             log.info("refused an event: %s", exc.reason, extra={"sid": sid})
-            error = ack_error(HubError("invalid_payload", message))
+            error = ack_error(HubError(Code.INVALID_PAYLOAD, message))
             await self._send_packet(eio_sid, Packet(sio_packet.ACK, data=[error], namespace=namespace, id=exc.ack_id))
         elif exc.packet_type == sio_packet.CONNECT and not connected:
             log.info("refused a connect: %s", exc.reason)
-            await self._connect_error(eio_sid, namespace, "invalid_payload", message)
+            await self._connect_error(eio_sid, namespace, Code.INVALID_PAYLOAD, message)
         else:
             log.info("closing a connection that sent a bad packet: %s", exc.reason, extra={"sid": sid})
             socket = self.eio.sockets.get(eio_sid)

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from store import devices
-from store.segments import compile_filter
+from campaigns.filters import compile_filter
 from tests.campaigns.conftest import Marketer, apns_token
 
 FCM = "fcm-token-" + "y" * 40

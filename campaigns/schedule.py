@@ -7,7 +7,7 @@
     frequency_cap  {"max": 2, "window_hours": 24}   (campaign pushes per user, every campaign counted)
 
 A user's timezone is their own, else their newest device's, else the schedule's fallback (UTC).
-Pure rules, no I/O: the hub validates bodies with them, the worker decides per user with them.
+Pure rules, no I/O: drafts are validated with them, the worker decides per user with them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from push.errors import PushError
+from campaigns.errors import CampaignError, invalid
+from config.errors import Code
 
 KINDS = ("now", "at", "local")
 QUIET_ACTIONS = ("defer", "skip")
@@ -27,10 +28,6 @@ LATEST = timedelta(hours=12)
 #: An "at" schedule this far in the past still counts as "now" (clock skew between callers).
 GRACE = timedelta(seconds=60)
 MAX_CAP_HOURS = 24 * 90
-
-
-def _bad(field: str, problem: str) -> PushError:
-    return PushError("invalid_payload", f"{field}: {problem}", fields={field: problem})
 
 
 def zone(name: str | None) -> tzinfo | None:
@@ -55,25 +52,25 @@ class Schedule:
         if data is None:
             return cls()
         if not isinstance(data, dict):
-            raise _bad(field, "must be an object")
+            raise invalid(field, "must be an object")
         unknown = [k for k in data if k not in ("kind", "at", "local_time", "fallback_timezone")]
         if unknown:
-            raise _bad(f"{field}.{unknown[0]}", "unknown field")
+            raise invalid(f"{field}.{unknown[0]}", "unknown field")
         kind = data.get("kind", "now")
         if kind not in KINDS:
-            raise _bad(f"{field}.kind", f"must be one of {', '.join(KINDS)}")
+            raise invalid(f"{field}.kind", f"must be one of {', '.join(KINDS)}")
         fallback = data.get("fallback_timezone", "UTC")
         if not isinstance(fallback, str) or zone(fallback) is None:
-            raise _bad(f"{field}.fallback_timezone", "must be an IANA timezone such as Europe/Paris")
+            raise invalid(f"{field}.fallback_timezone", "must be an IANA timezone such as Europe/Paris")
         if kind == "at":
             at = _parse_time(data.get("at"), f"{field}.at")
             if at.tzinfo is None:
-                raise _bad(f"{field}.at", "must include a timezone (2026-05-01T09:00:00Z)")
+                raise invalid(f"{field}.at", "must include a timezone (2026-05-01T09:00:00Z)")
             return cls("at", at=at.astimezone(UTC), fallback_timezone=fallback)
         if kind == "local":
             local = _parse_time(data.get("local_time"), f"{field}.local_time")
             if local.tzinfo is not None:
-                raise _bad(f"{field}.local_time", "is a wall-clock time without a timezone (2026-05-01T09:00:00)")
+                raise invalid(f"{field}.local_time", "is a wall-clock time without a timezone (2026-05-01T09:00:00)")
             return cls("local", local_time=local, fallback_timezone=fallback)
         return cls("now", fallback_timezone=fallback)
 
@@ -86,18 +83,20 @@ class Schedule:
         return data
 
     def start_at(self, now: datetime) -> datetime:
-        """When the run starts; ``PushError("unprocessable")`` when the schedule is in the past."""
+        """When the run starts; ``CampaignError(Code.UNPROCESSABLE)`` when the schedule is in the past."""
         if self.kind == "at":
             assert self.at is not None
             if self.at < now - GRACE:
-                raise PushError("unprocessable", "schedule.at is in the past", fields={"schedule.at": "in the past"})
+                raise CampaignError(
+                    Code.UNPROCESSABLE, "schedule.at is in the past", fields={"schedule.at": "in the past"}
+                )
             return max(self.at, now)
         if self.kind == "local":
             assert self.local_time is not None
             wall = self.local_time.replace(tzinfo=UTC)
             if wall + LATEST < now - GRACE:
-                raise PushError(
-                    "unprocessable",
+                raise CampaignError(
+                    Code.UNPROCESSABLE,
                     "schedule.local_time has passed in every timezone",
                     fields={"schedule.local_time": "in the past everywhere"},
                 )
@@ -122,16 +121,16 @@ class QuietHours:
         if data is None:
             return None
         if not isinstance(data, dict):
-            raise _bad(field, "must be an object {start, end, action} or null")
+            raise invalid(field, "must be an object {start, end, action} or null")
         unknown = [k for k in data if k not in ("start", "end", "action")]
         if unknown:
-            raise _bad(f"{field}.{unknown[0]}", "unknown field")
+            raise invalid(f"{field}.{unknown[0]}", "unknown field")
         start, end = _clock_time(data.get("start"), f"{field}.start"), _clock_time(data.get("end"), f"{field}.end")
         if start == end:
-            raise _bad(f"{field}.end", "must differ from start")
+            raise invalid(f"{field}.end", "must differ from start")
         action = data.get("action", "defer")
         if action not in QUIET_ACTIONS:
-            raise _bad(f"{field}.action", f"must be one of {', '.join(QUIET_ACTIONS)}")
+            raise invalid(f"{field}.action", f"must be one of {', '.join(QUIET_ACTIONS)}")
         return cls(start, end, action)
 
     def to_json(self) -> dict[str, Any]:
@@ -159,12 +158,12 @@ class FrequencyCap:
         if data is None:
             return None
         if not isinstance(data, dict) or set(data) - {"max", "window_hours"}:
-            raise _bad(field, "must be an object {max, window_hours} or null")
+            raise invalid(field, "must be an object {max, window_hours} or null")
         limit, hours = data.get("max"), data.get("window_hours")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise _bad(f"{field}.max", "must be a whole number from 1 to 1000")
+            raise invalid(f"{field}.max", "must be a whole number from 1 to 1000")
         if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_CAP_HOURS:
-            raise _bad(f"{field}.window_hours", f"must be a whole number from 1 to {MAX_CAP_HOURS}")
+            raise invalid(f"{field}.window_hours", f"must be a whole number from 1 to {MAX_CAP_HOURS}")
         return cls(limit, hours)
 
     def to_json(self) -> dict[str, Any]:
@@ -203,20 +202,20 @@ def timing(schedule: Schedule, quiet: QuietHours | None, started: datetime, now:
 
 def _parse_time(value: object, field: str) -> datetime:
     if not isinstance(value, str):
-        raise _bad(field, "is required: an ISO 8601 time")
+        raise invalid(field, "is required: an ISO 8601 time")
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _bad(field, "must be an ISO 8601 time") from None
+        raise invalid(field, "must be an ISO 8601 time") from None
 
 
 def _clock_time(value: object, field: str) -> time:
     if not isinstance(value, str):
-        raise _bad(field, "is required: a time of day such as 22:00")
+        raise invalid(field, "is required: a time of day such as 22:00")
     try:
         parsed = time.fromisoformat(value)
     except ValueError:
-        raise _bad(field, "must be a time of day such as 22:00") from None
+        raise invalid(field, "must be a time of day such as 22:00") from None
     if parsed.tzinfo is not None:
-        raise _bad(field, "is a time of day in the user's timezone, without an offset")
+        raise invalid(field, "is a time of day in the user's timezone, without an offset")
     return parsed

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from campaigns.errors import CampaignError
+from config.errors import Code
 from push.errors import PushError
 from push.message import PushMessage
 
@@ -30,9 +32,9 @@ def normal_locale(locale: str) -> str:
 
 
 def validate(content: object, field: str = "content") -> dict[str, Any]:
-    """Check the variants; raise ``PushError`` naming every bad field (``content.locales.fr.title``)."""
+    """Check the variants; raise ``CampaignError`` naming every bad field (``content.locales.fr.title``)."""
     if not isinstance(content, Mapping):
-        raise PushError("invalid_payload", f"{field}: must be an object", fields={field: "must be an object"})
+        raise CampaignError(Code.INVALID_PAYLOAD, f"{field}: must be an object", fields={field: "must be an object"})
     problems: dict[str, str] = {f"{field}.{k}": "unknown field" for k in content if k not in ("default", "locales")}
     variants: dict[str, object] = {"default": content.get("default")}
     locales = content.get("locales") or {}
@@ -48,7 +50,7 @@ def validate(content: object, field: str = "content") -> dict[str, Any]:
         _check_variant(variant, f"{field}.{name}", problems)
     if problems:
         first = next(iter(problems))
-        raise PushError("invalid_payload", f"{first}: {problems[first]}", fields=problems)
+        raise CampaignError(Code.INVALID_PAYLOAD, f"{first}: {problems[first]}", fields=problems)
     return dict(content)
 
 

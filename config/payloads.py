@@ -1,6 +1,7 @@
 """Checks for the fields of incoming payloads (socket events and REST bodies alike).
 
-Each helper returns the typed value or raises ``invalid_payload`` naming the field.
+Each helper returns the typed value or raises ``invalid_payload`` naming the field.  Used by the
+hub (REST bodies, socket events) and the domains alike, so they live at the bottom layer.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ import re
 from datetime import datetime
 from typing import Any
 
-from rooms.errors import ChatError, invalid
+from config.errors import Code, HeraldError
+
+
+def invalid(field: str, problem: str) -> HeraldError:
+    return HeraldError(Code.INVALID_PAYLOAD, f"{field}: {problem}", fields={field: problem})
+
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 MAX_META_BYTES = 2048
@@ -19,7 +25,7 @@ MAX_META_BYTES = 2048
 def payload_dict(data: object) -> dict[str, Any]:
     """The payload as an object whose text PostgreSQL can store (see ``storable``)."""
     if not isinstance(data, dict):
-        raise ChatError("invalid_payload", "the payload must be an object")
+        raise HeraldError(Code.INVALID_PAYLOAD, "the payload must be an object")
     return storable(data)
 
 
@@ -54,8 +60,8 @@ def only(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
     """Refuse fields outside ``allowed`` (strict request bodies): a misspelt field is an error."""
     unknown = [name for name in data if name not in allowed]
     if unknown:
-        raise ChatError(
-            "invalid_payload",
+        raise HeraldError(
+            Code.INVALID_PAYLOAD,
             f"unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}",
             fields={name: "unknown field" for name in unknown},
         )
@@ -80,7 +86,7 @@ def required_id(data: dict[str, Any], field: str) -> str:
 
 
 def text(
-    data: dict[str, Any], field: str, max_length: int, *, required: bool = True, too_long: str = "invalid_payload"
+    data: dict[str, Any], field: str, max_length: int, *, required: bool = True, too_long: Code = Code.INVALID_PAYLOAD
 ) -> str | None:
     """A non-blank string of at most ``max_length`` characters. Too long is ``invalid_payload`` (the
     field's schema says so), or ``too_long`` where the contract names another code (message text).
@@ -95,11 +101,11 @@ def text(
     if not value.strip():
         raise invalid(field, "must not be empty")
     if len(value) > max_length:
-        raise ChatError(too_long, f"{field} is longer than {max_length} characters", fields={field: "too long"})
+        raise HeraldError(too_long, f"{field} is longer than {max_length} characters", fields={field: "too long"})
     return value
 
 
-def required_text(data: dict[str, Any], field: str, max_length: int, *, too_long: str = "invalid_payload") -> str:
+def required_text(data: dict[str, Any], field: str, max_length: int, *, too_long: Code = Code.INVALID_PAYLOAD) -> str:
     value = text(data, field, max_length, too_long=too_long)
     assert value is not None
     return value
@@ -139,7 +145,7 @@ def meta(data: dict[str, Any], field: str = "meta") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid(field, "must be an object")
     if len(json.dumps(value)) > MAX_META_BYTES:
-        raise ChatError("too_large", f"{field} is larger than {MAX_META_BYTES} bytes", fields={field: "too large"})
+        raise HeraldError(Code.TOO_LARGE, f"{field} is larger than {MAX_META_BYTES} bytes", fields={field: "too large"})
     return value
 
 
