@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from campaigns.errors import CampaignError
+from config import bodies
 from config.errors import Code
 from push.errors import PushError
 from push.message import PushMessage
@@ -25,6 +26,16 @@ MAX_LOCALES = 100
 TEMPLATED = ("title", "body")
 #: What a template may grow to; the content is checked with every placeholder this long.
 PLACEHOLDER_ROOM = 40
+
+
+_VARIANT: bodies.Schema = {
+    "type": "object",
+    "description": "a notification object (see NewNotification); title, body and data values may use {{attr|fallback}}",
+}
+#: The OpenAPI component CampaignContent (checked by :func:`validate`).
+SCHEMA = bodies.strict_object(
+    {"default": _VARIANT, "locales": {"type": "object", "additionalProperties": _VARIANT}}, ["default"]
+)
 
 
 def normal_locale(locale: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaigns.errors import CampaignError, invalid
+from config import bodies
 from config.errors import Code
 
 KINDS = ("now", "at", "local")
@@ -28,6 +29,26 @@ LATEST = timedelta(hours=12)
 #: An "at" schedule this far in the past still counts as "now" (clock skew between callers).
 GRACE = timedelta(seconds=60)
 MAX_CAP_HOURS = 24 * 90
+
+
+_TEXT: bodies.Schema = {"type": "string"}
+#: The OpenAPI components CampaignSchedule, QuietHours and FrequencyCap (checked by the parsers below).
+SCHEDULE_SCHEMA = bodies.strict_object(
+    {
+        "kind": {"enum": list(KINDS)},
+        "at": {**bodies.TIMESTAMP, "description": "kind at: when (with a timezone)"},
+        "local_time": {"type": "string", "description": "kind local: a wall-clock time, 2026-05-01T09:00:00"},
+        "fallback_timezone": {"type": "string", "description": "for users with no known timezone (UTC)"},
+    }
+)
+QUIET_HOURS_SCHEMA = bodies.strict_object(
+    {"start": _TEXT, "end": _TEXT, "action": {"enum": list(QUIET_ACTIONS)}},
+    ["start", "end"],
+)
+FREQUENCY_CAP_SCHEMA = bodies.strict_object(
+    {"max": {"type": "integer", "minimum": 1}, "window_hours": {"type": "integer", "minimum": 1}},
+    ["max", "window_hours"],
+)
 
 
 def zone(name: str | None) -> tzinfo | None:

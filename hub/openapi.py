@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.errors import STATUS_BY_CODE
-from hub.rest import campaigns, dev, devices, notifications, privacy, rooms, segments, spec, users
+from hub.rest import campaigns, dev, devices, messages, notifications, privacy, rooms, segments, spec, users
 
 routes = web.RouteTableDef()
 
@@ -70,6 +70,7 @@ PATHS: dict[str, dict[str, Any]] = {
 SOURCES: tuple[tuple[dict[str, dict[str, Any]], dict[str, spec.Schema]], ...] = (
     (PATHS, SCHEMAS),
     (rooms.PATHS, rooms.SCHEMAS),
+    (messages.PATHS, messages.SCHEMAS),
     (users.PATHS, users.SCHEMAS),
     (devices.PATHS, devices.SCHEMAS),
     (notifications.PATHS, notifications.SCHEMAS),

@@ -11,7 +11,7 @@ from campaigns.segments import audience
 from campaigns.stats import stats_of
 from config import bodies
 from config.errors import Code
-from hub.console.campaigns import content_of
+from hub.console.compose import content_of
 from hub.errors import HubError
 from hub.rest.common import hub_of, json_body
 from store import segments as segment_store

@@ -1,4 +1,4 @@
-"""Campaign pages: the list, compose (and edit) a draft, launch, cancel, and live stats."""
+"""Campaign pages: the list, one campaign (launch, cancel, live stats); composing is in compose.py."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from store import segments as segment_store
 
 routes = web.RouteTableDef()
 LIST_SIZE = 100
-SEGMENT_CHOICES = 200
 FORM = MultiDictProxy[Any]  # what request.post() gives
 
 
@@ -70,135 +69,10 @@ async def list_page(request: web.Request) -> web.Response:
     return page(request, "Campaigns", body)
 
 
-# --- compose and edit a draft ---
-
-
-def _locale_row(locale: str = "", title: str = "", body: str = "") -> Safe:
-    return render("locale_row.html", locale=locale, title=title, body=body)
-
-
-async def _compose(
-    request: web.Request,
-    values: Mapping[str, Any],
-    *,
-    campaign_id: str | None = None,
-    error: str | None = None,
-    status: int = 200,
-) -> web.Response:
-    segments = await segment_store.page(hub_of(request).pool, None, SEGMENT_CHOICES)
-    chosen = values.get("segment_id") or ""
-    options = [tag("option", "Choose a segment…", value="", disabled=True, selected=not chosen)]
-    options += [tag("option", s["name"], value=str(s["id"]), selected=str(s["id"]) == chosen) for s in segments]
-    locales = values.get("locales") or []
-    body = render(
-        "compose.html",
-        heading="Edit draft" if campaign_id else "New campaign",
-        action=f"/console/campaigns/{campaign_id}/edit" if campaign_id else "/console/campaigns",
-        csrf=session_of(request).csrf,
-        error=error_box(error),
-        name=values.get("name", ""),
-        segment_options=join(options),
-        title=values.get("title", ""),
-        body=values.get("body", ""),
-        locale_rows=join([_locale_row(*row) for row in locales]),
-        blank_locale_row=_locale_row(),
-        throttle=values.get("throttle_per_minute") or "",
-    )
-    return page(request, "Compose", body, status=status)
-
-
-def _values_of(row: Any) -> dict[str, Any]:
-    content = row["content"] or {}
-    default = content.get("default") or {}
-    return {
-        "name": row["name"],
-        "segment_id": str(row["segment_id"]) if row["segment_id"] else "",
-        "title": default.get("title", ""),
-        "body": default.get("body", ""),
-        "locales": [(k, v.get("title", ""), v.get("body", "")) for k, v in (content.get("locales") or {}).items()],
-        "throttle_per_minute": row["throttle_per_minute"],
-    }
-
-
-def _form_values(form: FORM) -> dict[str, Any]:
-    def texts(name: str) -> list[str]:
-        return [v.strip() if isinstance(v, str) else "" for v in form.getall(name, [])]
-
-    rows = zip(texts("locale"), texts("locale_title"), texts("locale_body"), strict=False)
-    return {
-        "name": str(form.get("name", "")).strip(),
-        "segment_id": str(form.get("segment_id", "")),
-        "title": str(form.get("title", "")).strip(),
-        "body": str(form.get("body", "")).strip(),
-        "locales": [row for row in rows if any(row)],
-        "throttle_per_minute": str(form.get("throttle_per_minute", "")).strip(),
-    }
-
-
-def content_of(title: str, body: str, locales: list[tuple[str, str, str]] | list[list[str]]) -> dict[str, Any]:
-    def variant(t: str, b: str) -> dict[str, Any]:
-        return {"title": t, "body": b} if b else {"title": t}
-
-    content: dict[str, Any] = {"default": variant(title, body)}
-    if locales:
-        content["locales"] = {code: variant(t, b) for code, t, b in locales}
-    return content
-
-
-def _body_of(values: dict[str, Any]) -> dict[str, Any]:
-    throttle = values["throttle_per_minute"]
-    if throttle and not str(throttle).isdigit():
-        raise HubError(Code.INVALID_PAYLOAD, "The throttle must be a whole number of users per minute.")
-    return {
-        "name": values["name"],
-        "segment_id": values["segment_id"] or None,
-        "content": content_of(values["title"], values["body"], values["locales"]),
-        "throttle_per_minute": int(throttle) if throttle else None,
-    }
-
-
-@routes.get("/campaigns/new")
-async def new_page(request: web.Request) -> web.Response:
-    return await _compose(request, {"segment_id": request.query.get("segment", "")})
-
-
-@routes.post("/campaigns")
-async def create(request: web.Request) -> web.Response:
-    values = _form_values(await request.post())
-    try:
-        if not values["segment_id"]:
-            raise HubError(Code.INVALID_PAYLOAD, "Choose a segment: the campaign's audience.")
-        row = await drafts.create(hub_of(request).pool, _body_of(values))
-    except Exception as exc:
-        return await _compose(request, values, error=_message(exc), status=422)
-    return see_other(f"/console/campaigns/{row['id']}?notice=saved")
-
-
-@routes.get("/campaigns/{campaign_id}/edit")
-async def edit_page(request: web.Request) -> web.Response:
-    row = await _campaign(request)
-    if row["status"] != "draft":
-        return see_other(f"/console/campaigns/{row['id']}")
-    return await _compose(request, _values_of(row), campaign_id=str(row["id"]))
-
-
-@routes.post("/campaigns/{campaign_id}/edit")
-async def update(request: web.Request) -> web.Response:
-    row = await _campaign(request)
-    values = _form_values(await request.post())
-    try:
-        if row["status"] != "draft":
-            raise HubError(Code.CONFLICT, f"Only a draft can be changed; this campaign is {row['status']}.")
-        await drafts.change(hub_of(request).pool, row, _body_of(values))
-    except Exception as exc:
-        return await _compose(request, values, campaign_id=str(row["id"]), error=_message(exc), status=422)
-    return see_other(f"/console/campaigns/{row['id']}?notice=saved")
-
-
-def _message(exc: Exception) -> str:
+def page_message(exc: Exception) -> str:
     """A domain error's message for the page; anything unexpected goes on to the error page."""
     err = as_hub_error(exc)
-    if err.code in ("internal", "unavailable"):
+    if err.code in (Code.INTERNAL, Code.UNAVAILABLE):
         raise exc
     return err.message
 
@@ -206,7 +80,7 @@ def _message(exc: Exception) -> str:
 # --- one campaign: launch, cancel, stats ---
 
 
-async def _campaign(request: web.Request) -> Any:
+async def campaign_of(request: web.Request) -> Any:
     return await drafts.get(hub_of(request).pool, request.match_info["campaign_id"])
 
 
@@ -245,7 +119,7 @@ async def _campaign_page(
         try:
             preview = _phone(await personalised(pool, row["content"], user_id))
         except Exception as exc:
-            preview = error_box(_message(exc))
+            preview = error_box(page_message(exc))
     else:
         preview = tag("p", "The audience is empty: nobody to preview with.", class_="muted")
     actions: list[Safe] = []
@@ -292,7 +166,7 @@ async def _campaign_page(
 
 @routes.get("/campaigns/{campaign_id}")
 async def campaign_page(request: web.Request) -> web.Response:
-    return await _campaign_page(request, await _campaign(request))
+    return await _campaign_page(request, await campaign_of(request))
 
 
 def schedule_of(form: FORM) -> dict[str, Any]:
@@ -319,7 +193,7 @@ def schedule_of(form: FORM) -> dict[str, Any]:
 
 @routes.post("/campaigns/{campaign_id}/schedule")
 async def schedule(request: web.Request) -> web.Response:
-    row = await _campaign(request)
+    row = await campaign_of(request)
     try:
         plan = schedule_of(await request.post())
         hub = hub_of(request)
@@ -332,15 +206,15 @@ async def schedule(request: web.Request) -> web.Response:
             sweep_interval=hub.settings.sweep_interval,
         )
     except Exception as exc:
-        message = _message(exc)
-        return await _campaign_page(request, await _campaign(request), error=message, status=422)
+        message = page_message(exc)
+        return await _campaign_page(request, await campaign_of(request), error=message, status=422)
     notice = "launched" if plan["kind"] == "now" else "scheduled"
     return see_other(f"/console/campaigns/{row['id']}?notice={notice}")
 
 
 @routes.post("/campaigns/{campaign_id}/cancel")
 async def cancel(request: web.Request) -> web.Response:
-    row = await _campaign(request)
+    row = await campaign_of(request)
     async with hub_of(request).pool.acquire() as conn:
         cancelled = await store.cancel(conn, str(row["id"]), CLOCK.now())
     if cancelled is None:

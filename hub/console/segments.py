@@ -9,6 +9,7 @@ from aiohttp import web
 
 from campaigns import segments as domain
 from campaigns.filters import ATTRIBUTE_OPS, FIELDS
+from config.errors import Code
 from hub.console.html import Safe, join, json_block, render, tag
 from hub.console.layout import error_box, page, see_other, session_of, when
 from hub.errors import as_hub_error
@@ -117,7 +118,7 @@ async def save(request: web.Request) -> web.Response:
         row = await (store.update(pool, sid, name, tree) if sid else store.insert(pool, name, tree))
     except Exception as exc:
         err = as_hub_error(exc)
-        if err.code == "internal":
+        if err.code == Code.INTERNAL:
             raise
         return _builder(request, sid=sid, name=name, tree_text=tree_text, error=err.message, status=422)
     if row is None:

@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns import drafts
+from campaigns import content, drafts
+from campaigns import schedule as schedules
 from campaigns.stats import stats_of
 from config.clock import iso
 from config.errors import Code
@@ -134,29 +135,6 @@ async def stats(request: web.Request) -> web.Response:
 
 _TEXT = {"type": "string"}
 _NULLABLE_TEXT = spec.nullable(_TEXT)
-_VARIANT: spec.Schema = {
-    "type": "object",
-    "description": "a notification object (see NewNotification); title, body and data values may use {{attr|fallback}}",
-}
-CONTENT = spec.strict_object(
-    {"default": _VARIANT, "locales": {"type": "object", "additionalProperties": _VARIANT}}, ["default"]
-)
-SCHEDULE = spec.strict_object(
-    {
-        "kind": {"enum": ["now", "at", "local"]},
-        "at": {**spec.TIMESTAMP, "description": "kind at: when (with a timezone)"},
-        "local_time": {"type": "string", "description": "kind local: a wall-clock time, 2026-05-01T09:00:00"},
-        "fallback_timezone": {"type": "string", "description": "for users with no known timezone (UTC)"},
-    }
-)
-CAP = spec.strict_object(
-    {"max": {"type": "integer", "minimum": 1}, "window_hours": {"type": "integer", "minimum": 1}},
-    ["max", "window_hours"],
-)
-QUIET = spec.strict_object(
-    {"start": _TEXT, "end": _TEXT, "action": {"enum": ["defer", "skip"]}},
-    ["start", "end"],
-)
 _COUNTS: dict[str, spec.Schema] = {
     "sent": spec.COUNT,
     "skipped": spec.COUNT,
@@ -169,10 +147,10 @@ _COUNTS: dict[str, spec.Schema] = {
     "opened": spec.COUNT,
 }
 SCHEMAS: dict[str, spec.Schema] = {
-    "CampaignContent": CONTENT,
-    "CampaignSchedule": SCHEDULE,
-    "FrequencyCap": CAP,
-    "QuietHours": QUIET,
+    "CampaignContent": content.SCHEMA,
+    "CampaignSchedule": schedules.SCHEDULE_SCHEMA,
+    "FrequencyCap": schedules.FREQUENCY_CAP_SCHEMA,
+    "QuietHours": schedules.QUIET_HOURS_SCHEMA,
     "NewCampaign": drafts.DRAFT.schema(),
     "CampaignPatch": drafts.DRAFT.schema(partial=True),
     "ScheduleBody": drafts.SCHEDULE.schema(),

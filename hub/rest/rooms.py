@@ -1,4 +1,7 @@
-"""/api/v1/rooms: rooms, members and messages for services (publish key) and clients (JWT)."""
+"""/api/v1/rooms: rooms and their members, for services (publish key) and clients (JWT).
+
+A room's messages are in :mod:`hub.rest.messages`.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,8 @@ from config import bodies, payloads
 from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
-from hub.rest.common import Principal, hub_of, json_body, principal, query_int, require_scope
+from hub.rest.common import Principal, hub_of, json_body, principal, require_scope
 from rooms import membership, render
-from rooms import messages as chat
 from store import rooms as room_store
 
 routes = web.RouteTableDef()
@@ -39,29 +41,10 @@ MEMBER = bodies.Body(
     description="PUT sets muted_until (absent: not muted); PATCH changes only the fields given. "
     "A client may only PATCH its own muted_until.",
 )
-#: POST /rooms/{id}/messages; ``text`` is at most HERALD_MAX_TEXT_LENGTH characters (a setting).
-NEW_MESSAGE = bodies.Body(
-    {
-        "sender_id": bodies.identifier(required=True),
-        "client_id": bodies.identifier(required=True),
-        "text": bodies.Field(
-            {
-                "type": "string",
-                "minLength": 1,
-                "pattern": r"\S",
-                "description": "at most HERALD_MAX_TEXT_LENGTH characters (default 4000; longer: 413)",
-            },
-            lambda data, name: data.get(name),
-            required=True,
-        ),
-        "meta": bodies.meta(),
-        "reply_to": bodies.integer(minimum=1),
-    }
-)
 
 
-async def _reader(request: web.Request, room_id: str) -> Principal:
-    """A publish key, or a user who may read the room."""
+async def reader(request: web.Request, room_id: str) -> Principal:
+    """A publish key, or a user who may read the room (404 when there is no such room)."""
     who = await principal(request)
     if who.key is not None:
         if not who.has_scope("publish"):
@@ -106,7 +89,7 @@ async def _room_with_members(request: web.Request, row: Any) -> dict[str, Any]:
 @routes.get("/api/v1/rooms/{room_id}")
 async def get_room(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
-    await _reader(request, room_id)
+    await reader(request, room_id)
     row = await membership.room_or_404(hub_of(request).pool, room_id)
     return web.json_response(await _room_with_members(request, row))
 
@@ -176,43 +159,6 @@ async def remove_member(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.get("/api/v1/rooms/{room_id}/messages")
-async def list_messages(request: web.Request) -> web.Response:
-    room_id = request.match_info["room_id"]
-    await _reader(request, room_id)
-    before = query_int(request, "before_seq")
-    after = query_int(request, "after_seq")
-    if before is not None and after is not None:
-        raise HubError(
-            Code.INVALID_PAYLOAD, "give before_seq or after_seq, not both", fields={"after_seq": "conflicts"}
-        )
-    limit = query_int(request, "limit", minimum=1, maximum=chat.MAX_PAGE) or chat.DEFAULT_PAGE
-    rows, has_more = await chat.history(hub_of(request).pool, room_id, before_seq=before, after_seq=after, limit=limit)
-    return web.json_response({"messages": [render.message(r) for r in rows], "has_more": has_more})
-
-
-@routes.post("/api/v1/rooms/{room_id}/messages")
-async def post_message(request: web.Request) -> web.Response:
-    await require_scope(request, "publish")
-    room_id = request.match_info["room_id"]
-    hub = hub_of(request)
-    body = NEW_MESSAGE.parse(await json_body(request, NEW_MESSAGE))
-    out = chat.Outgoing(
-        room_id=room_id,
-        sender_id=body["sender_id"],
-        client_id=body["client_id"],
-        text=payloads.required_text(body, "text", hub.settings.max_text_length, too_long=Code.TOO_LARGE),
-        meta=body["meta"],
-        reply_to=body["reply_to"],
-    )
-    await membership.room_or_404(hub.pool, room_id)
-    row, created = await chat.send(hub.pool, out, as_service=True)
-    message = render.message(row)
-    if created:
-        await hub.realtime.to_room_now("message:new", room_id, {"room": room_id, "message": message})
-    return web.json_response(message, status=201 if created else 200)
-
-
 # --- OpenAPI: merged into /api/v1/openapi.json by hub/openapi.py (tests/hub/test_openapi.py keeps it honest) ---
 
 ROOM_FIELDS: spec.Schema = {
@@ -235,41 +181,8 @@ SCHEMAS: dict[str, spec.Schema] = {
     "RoomWithMembers": spec.strict_object(
         {**ROOM_FIELDS, "members": {"type": "array", "items": spec.ref("Member")}}, [*ROOM_FIELDS, "members"]
     ),
-    "Message": spec.strict_object(
-        {
-            "id": {"type": "integer", "minimum": 1},
-            "room": spec.ID,
-            "seq": {"type": "integer", "minimum": 1},
-            "sender_id": spec.USER_ID,
-            "client_id": spec.ID,
-            "text": {"type": "string"},
-            "meta": spec.OPEN_OBJECT,
-            "reply_to": spec.nullable({"type": "integer", "minimum": 1}),
-            "created_at": spec.TIMESTAMP,
-            "edited_at": spec.nullable(spec.TIMESTAMP),
-            "deleted": {"type": "boolean"},
-        },
-        [
-            "id",
-            "room",
-            "seq",
-            "sender_id",
-            "client_id",
-            "text",
-            "meta",
-            "reply_to",
-            "created_at",
-            "edited_at",
-            "deleted",
-        ],
-    ),
-    "MessagePage": spec.strict_object(
-        {"messages": {"type": "array", "items": spec.ref("Message")}, "has_more": {"type": "boolean"}},
-        ["messages", "has_more"],
-    ),
     "NewRoom": NEW_ROOM.schema(),
     "MemberUpdate": MEMBER.schema(),
-    "NewMessage": NEW_MESSAGE.schema(),
 }
 
 _ROOM_ID = spec.path_param("room_id", {"type": "string"}, "the room's id")
@@ -279,8 +192,6 @@ _MEMBER_RESPONSES = {
     "201": spec.json_response("the member, added (API keys only)", spec.ref("Member")),
     **spec.errors(400, 401, 403, 404, 413),
 }
-_SEQ = {"type": "integer", "minimum": 0}
-
 PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/rooms": {
         "post": spec.operation(
@@ -336,37 +247,6 @@ PATHS: dict[str, dict[str, Any]] = {
             "Remove a member",
             "rooms",
             {"204": spec.no_content("removed"), **spec.errors(401, 403, 404)},
-            description="API key with the publish scope.",
-        ),
-    },
-    "/api/v1/rooms/{room_id}/messages": {
-        "parameters": [_ROOM_ID],
-        "get": spec.operation(
-            "list_messages",
-            "A page of a room's messages, in seq order",
-            "rooms",
-            {"200": spec.json_response("the page", spec.ref("MessagePage")), **spec.errors(400, 401, 403, 404)},
-            parameters=[
-                spec.query_param("before_seq", _SEQ, "the newest messages before this seq (default: the end)"),
-                spec.query_param("after_seq", _SEQ, "the messages after this seq; not with before_seq"),
-                spec.query_param(
-                    "limit",
-                    {"type": "integer", "minimum": 1, "maximum": chat.MAX_PAGE, "default": chat.DEFAULT_PAGE},
-                    "page size",
-                ),
-            ],
-            description="API key with the publish scope, or a client who may read the room.",
-        ),
-        "post": spec.operation(
-            "post_message",
-            "Post a message as a user (idempotent per sender_id and client_id)",
-            "rooms",
-            {
-                "200": spec.json_response("the message already stored for this client_id", spec.ref("Message")),
-                "201": spec.json_response("the new message", spec.ref("Message")),
-                **spec.errors(400, 401, 403, 404, 409, 413),
-            },
-            body=spec.json_body(spec.ref("NewMessage")),
             description="API key with the publish scope.",
         ),
     },
