@@ -8,14 +8,14 @@ from typing import Any
 import asyncpg
 
 from config.clock import iso
-from store import campaigns as store
+from store import campaign_runs as runs
 
 PROGRESS_POINTS = 500
 
 
 async def stats_of(pool: asyncpg.Pool, row: Any) -> dict[str, Any]:
-    figures = await store.summary(pool, str(row["id"]))
-    points = await store.progress(pool, str(row["id"]), PROGRESS_POINTS)
+    figures = await runs.summary(pool, str(row["id"]))
+    points = await runs.progress(pool, str(row["id"]), PROGRESS_POINTS)
     return {
         "id": str(row["id"]),
         "status": row["status"],

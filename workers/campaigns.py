@@ -34,6 +34,7 @@ from campaigns.filters import compile_filter
 from campaigns.schedule import FrequencyCap, QuietHours, Schedule, timing, zone
 from config.clock import CLOCK
 from push import PushError
+from store import campaign_runs as runs
 from store import campaigns as store
 from store import locks, queue
 from store import notifications as notification_store
@@ -93,7 +94,7 @@ class Plan:
 
 def audience(row: asyncpg.Record, now: datetime) -> Condition:
     """The audience condition; relative times (within_days) count from the run's start."""
-    return compile_filter(row["audience"], start=store.AUDIENCE_START, now=now)
+    return compile_filter(row["audience"], start=runs.AUDIENCE_START, now=now)
 
 
 async def run(app: WorkerApp, campaign_id: str) -> str:
@@ -106,7 +107,7 @@ async def run(app: WorkerApp, campaign_id: str) -> str:
     if row["status"] == "scheduled":
         if row["scheduled_at"] > now:
             return "not due"  # the sweeper queues it again when it is
-        targeted = await store.count_audience(app.pool, compile_filter(row["audience"], now=now))
+        targeted = await runs.count_audience(app.pool, compile_filter(row["audience"], now=now))
         started = await store.start(app.pool, campaign_id, now, targeted)
         if started is None:
             return "not scheduled"
@@ -162,7 +163,7 @@ async def walk(app: WorkerApp, plan: Plan, cursor: str | None) -> str:
 
 
 def _read_batch(app: WorkerApp, plan: Plan, cursor: str | None) -> asyncio.Future[list[asyncpg.Record]]:
-    return asyncio.ensure_future(store.audience_batch(app.pool, plan.id, plan.condition, cursor, plan.batch_size))
+    return asyncio.ensure_future(runs.audience_batch(app.pool, plan.id, plan.condition, cursor, plan.batch_size))
 
 
 async def end_pass(app: WorkerApp, plan: Plan) -> str:
@@ -212,7 +213,7 @@ async def handle(app: WorkerApp, plan: Plan, users: list[asyncpg.Record]) -> int
             ready.append(user)
     if plan.cap is not None and ready:
         since = now - timedelta(hours=plan.cap.window_hours)
-        recent = await store.recent_sends(app.pool, [u["id"] for u in ready], since)
+        recent = await runs.recent_sends(app.pool, [u["id"] for u in ready], since)
         capped = {user_id for user_id, n in recent.items() if n >= plan.cap.max}
         rows.extend((user_id, "skipped", "frequency_cap", None) for user_id in capped)
         ready = [u for u in ready if u["id"] not in capped]
@@ -234,7 +235,7 @@ async def handle(app: WorkerApp, plan: Plan, users: list[asyncpg.Record]) -> int
         )
         for notification_id, (_, user_ids) in zip(created, groups.values(), strict=True):
             rows.extend((user_id, "sent", None, notification_id) for user_id in user_ids)
-        await store.record_sends(conn, plan.id, rows, now)
+        await runs.record_sends(conn, plan.id, rows, now)
         await store.advance(conn, plan.id, users[-1]["id"], waiting_until)
     await asyncio.gather(
         *(queue.enqueue_notify(app.arq, app.settings.queue_name, notification_id) for notification_id in created)
@@ -244,8 +245,8 @@ async def handle(app: WorkerApp, plan: Plan, users: list[asyncpg.Record]) -> int
 
 async def snapshot(app: WorkerApp, campaign_id: str) -> dict[str, Any]:
     """Record the campaign's figures now (its progress over time)."""
-    figures = await store.summary(app.pool, campaign_id)
-    await store.snapshot(app.pool, campaign_id, CLOCK.now(), figures)
+    figures = await runs.summary(app.pool, campaign_id)
+    await runs.snapshot(app.pool, campaign_id, CLOCK.now(), figures)
     return figures
 
 

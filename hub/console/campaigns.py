@@ -10,11 +10,11 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from campaigns import drafts
+from campaigns.errors import CampaignError
 from campaigns.preview import personalised, sample_user
 from campaigns.schedule import zone
 from campaigns.segments import audience
 from campaigns.stats import stats_of
-from config.clock import CLOCK
 from config.errors import Code
 from hub.console.html import Safe, join, json_block, render, tag
 from hub.console.layout import DASH, EMPTY, badge, error_box, number, page, see_other, session_of, when
@@ -215,9 +215,8 @@ async def schedule(request: web.Request) -> web.Response:
 @routes.post("/campaigns/{campaign_id}/cancel")
 async def cancel(request: web.Request) -> web.Response:
     row = await campaign_of(request)
-    async with hub_of(request).pool.acquire() as conn:
-        cancelled = await store.cancel(conn, str(row["id"]), CLOCK.now())
-    if cancelled is None:
-        error = f"A {row['status']} campaign cannot be cancelled."
-        return await _campaign_page(request, row, error=error, status=409)
+    try:
+        await drafts.cancel(hub_of(request).pool, row)
+    except CampaignError as exc:
+        return await _campaign_page(request, row, error=f"{exc.message[:1].upper()}{exc.message[1:]}.", status=409)
     return see_other(f"/console/campaigns/{row['id']}?notice=cancelled")

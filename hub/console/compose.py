@@ -134,8 +134,6 @@ async def update(request: web.Request) -> web.Response:
     row = await campaign_of(request)
     values = _form_values(await request.post())
     try:
-        if row["status"] != "draft":
-            raise HubError(Code.CONFLICT, f"Only a draft can be changed; this campaign is {row['status']}.")
         await drafts.change(hub_of(request).pool, row, _body_of(values))
     except Exception as exc:
         return await _compose(request, values, campaign_id=str(row["id"]), error=page_message(exc), status=422)
