@@ -3,8 +3,8 @@
 aiohttp serves a websocket from the request that opened it: the request handler's task and the
 handler's coroutine frames, the parsed request and its headers, the HTTP parser, a reader queue and a
 writer live as long as the connection, about 10 KB per idle socket.  Herald answers the upgrade
-itself (:func:`accept_key`, :func:`handshake_response`) and gives the TCP transport to a
-:class:`WebSocketConnection` (:func:`take_over`): a protocol object that parses frames as they
+itself and gives the TCP transport to a :class:`WebSocketConnection` (:mod:`hub.ws_upgrade`):
+a protocol object that parses frames as they
 arrive and writes frames straight to the transport.  What it keeps per connection: its slots, a
 partial frame while one is arriving, and a queue and a writer task only while packets wait.
 
@@ -33,24 +33,19 @@ Frames out, and the rules that keep them correct:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import codecs
 import collections
-import hashlib
 import socket
 import struct
 from enum import IntEnum
 from typing import Any
 
-from aiohttp import web
 from aiohttp._websocket.helpers import websocket_mask  # C-accelerated when aiohttp's extension is built
 
 HIGH_WATER = 256 * 1024  # bytes in a transport's buffer above which frames wait in the queue
 MAX_PENDING = 4096  # frames queued for one connection before it is cut off as too slow
 CLOSE_GRACE = 5.0  # seconds the messages received before a close may take to be handled
 CUT_GRACE = 2.0  # seconds a reader cut off as too slow has to read its close frame before the reset
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 
 FIN = 0x80
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -88,69 +83,6 @@ def text_frame(payload: bytes) -> bytes:
 
 def close_frame(code: int, reason: str = "") -> bytes:
     return frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123])
-
-
-def accept_key(headers: Any) -> str | None:
-    """Sec-WebSocket-Accept for an upgrade request Herald answers itself; None: leave it to aiohttp
-    (a handshake that is not version 13 with a valid key, which aiohttp answers with its own 400)."""
-    if headers.get("Sec-WebSocket-Version", "") != "13":
-        return None
-    key = headers.get("Sec-WebSocket-Key", "")
-    try:
-        if len(base64.b64decode(key, validate=True)) != 16:
-            return None
-    except (binascii.Error, ValueError):
-        return None
-    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
-
-
-def handshake_response(accept: str) -> bytes:
-    return (
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    ).encode()
-
-
-class TakenOver(web.StreamResponse):
-    """What the request handler returns once the connection is a :class:`WebSocketConnection`'s:
-    aiohttp has nothing left to write (the 101 went out) and must not close the transport."""
-
-    def __init__(self) -> None:
-        super().__init__(status=101)
-        self.force_close()
-
-    async def prepare(self, request: web.BaseRequest) -> None:
-        return None
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        return None
-
-
-def take_over(request: web.BaseRequest, accept: str, connection: WebSocketConnection) -> bytes:
-    """Answer the upgrade and move the connection from aiohttp to ``connection``; the handler then
-    returns :class:`TakenOver`.  Returns what the client sent after its upgrade request, for
-    ``connection.data_received`` once the caller has set up what the connection needs.
-
-    Pinned to aiohttp 3.x's ``RequestHandler``: bytes that came after the upgrade request wait in
-    its ``_message_tail``; with its ``transport`` unset, its ``connection_lost`` lets go of the
-    connection (the server forgets it, timers stop) without closing it, and its task ends when the
-    handler returns the :class:`TakenOver` response.
-    """
-    handler: Any = request.protocol
-    transport = handler.transport
-    tail: bytes = handler._message_tail
-    paused: bool = handler._buffer_paused
-    handler._message_tail = b""
-    handler.transport = None
-    handler.connection_lost(None)
-    transport.write(handshake_response(accept))
-    transport.set_protocol(connection)
-    connection.connection_made(transport)
-    if paused:
-        transport.resume_reading()
-    return tail
 
 
 class WebSocketConnection(asyncio.Protocol):

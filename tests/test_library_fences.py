@@ -214,7 +214,7 @@ COPIES = [
         "workers.main.ResilientWorker.main",
         "45ca1591c9717466eec76e17fa958f84acf6085103d692a84ee25d9904e7f8fc",
     ),
-    # aiohttp 3.14 (hub/httpserver.py, hub/websocket.py)
+    # aiohttp 3.14 (hub/httpserver.py, hub/ws_upgrade.py)
     Copy(
         "aiohttp.web_protocol.RequestHandler.handle_error",
         "hub.httpserver.RequestHandler.handle_error",
@@ -232,43 +232,43 @@ COPIES = [
     ),
     Copy(
         "aiohttp.web_protocol.RequestHandler.data_received",
-        "hub.websocket.take_over",
+        "hub.ws_upgrade.take_over",
         "1ee57ebe052e6c80ced26c96e4ccb1223172e1d55afba460353c5e414914d3f6",
     ),
     Copy(
         "aiohttp.web_protocol.RequestHandler.connection_lost",
-        "hub.websocket.take_over",
+        "hub.ws_upgrade.take_over",
         "df2fe6e95fd04c7caf0611ecabbe58f85ee08e38b9a6ce24ef85e0c8dba5b86d",
     ),
     Copy(
         "aiohttp.web_protocol.RequestHandler.finish_response",
-        "hub.websocket.TakenOver",
+        "hub.ws_upgrade.TakenOver",
         "b7eb53db8f4b30ca8e8c2015c72317eed4b58012a12ec6b903601ff86f0d88b0",
     ),
-    # h2 4.x and hpack 4.x (push/h2client.py)
+    # h2 4.x and hpack 4.x (push/h2_lean.py)
     Copy(
         "h2.connection.H2Connection._open_streams",
-        "push.h2client.CountingH2Connection._client_streams",
+        "push.h2_lean.CountingH2Connection._client_streams",
         "28d9501144f0cee70c51d8dc974e2a4b5b2187009a4a6796b1bffc81e0a9eda6",
     ),
     Copy(
         "h2.connection.H2Connection.open_outbound_streams",
-        "push.h2client.CountingH2Connection.open_outbound_streams",
+        "push.h2_lean.CountingH2Connection.open_outbound_streams",
         "02d8d9ace08ebd2f53041f953869b74a34d97c7cc851eab0a2973c4b26ec89e4",
     ),
     Copy(
         "h2.connection.H2Connection.open_inbound_streams",
-        "push.h2client.CountingH2Connection.open_inbound_streams",
+        "push.h2_lean.CountingH2Connection.open_inbound_streams",
         "1a867741031a252348b5a5ff4b50e3484f7c775e5404855c36a8574002a41eb1",
     ),
     Copy(
         "h2.connection.H2Connection._acknowledge_settings",
-        "push.h2client.LeanEncoder.header_table_size",
+        "push.h2_lean.LeanEncoder.header_table_size",
         "0524b527727bf4e5f48202372338d56d58b0fa60186a21cbb5d6fa204dcd268d",
     ),
     Copy(
         "h2.stream.H2Stream._build_headers_frames",
-        "push.h2client.LeanEncoder.encode",
+        "push.h2_lean.LeanEncoder.encode",
         "493a6b6df9e19c1e2416bd95fb05882a7ce3b3fd5d8d375ce7851416cd9515d8",
     ),
     # asyncpg, arq, google-auth
@@ -468,8 +468,8 @@ PRIVATE: list[tuple[str, Callable[[], Any], tuple[str, ...], str]] = [
         ("_message_tail", "_buffer_paused", "connection_lost", "transport"),
         "hub/websocket.py (take_over)",
     ),
-    ("h2 H2Connection", _h2_connection, ("_open_streams", "encoder", "config"), "push/h2client.py"),
-    ("hpack HeaderTable", _hpack_table, ("STATIC_TABLE",), "push/h2client.py"),
+    ("h2 H2Connection", _h2_connection, ("_open_streams", "encoder", "config"), "push/h2_lean.py"),
+    ("hpack HeaderTable", _hpack_table, ("STATIC_TABLE",), "push/h2_lean.py"),
     ("socketio Packet", _socketio_packet, ("json", "data_is_binary"), "hub/transport/packets.py (replaced)"),
     (
         "arq Worker",

@@ -34,7 +34,7 @@ Pinned to python-engineio 4.15 and aiohttp 3.x: ``AsyncServer._handle_connect`` 
 ``AsyncSocket.close`` are copied from engineio 4.15 with the changes marked; ``_service_task``,
 ``schedule_ping`` and ``send`` are replaced; the websocket class follows the aiohttp driver's
 interface (``handler`` being the socket's bound ``_websocket_handler``); the take-over of an
-aiohttp connection is ``hub.websocket.take_over``.
+aiohttp connection is ``hub.ws_upgrade.take_over``.
 
 The modules, one concept each:
 

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp.web import StreamResponse, WebSocketResponse
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 
-from hub import websocket
+from hub import ws_upgrade
 from hub.transport.environ import detach_request
 from hub.transport.socket import EngineConnection, Socket
 from hub.websocket import MAX_PENDING
@@ -25,7 +25,7 @@ class WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
         # opened as a websocket (not upgraded from polling), without compression to negotiate
         if isinstance(socket, Socket) and not socket.connected and request.transport is not None:
             offers_deflate = "permessage-deflate" in request.headers.get("Sec-WebSocket-Extensions", "")
-            accept = None if self.compress and offers_deflate else websocket.accept_key(request.headers)
+            accept = None if self.compress and offers_deflate else ws_upgrade.accept_key(request.headers)
             if accept is not None:
                 return self._take_over(request, accept, socket, environ)
         self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=self.compress)
@@ -36,7 +36,7 @@ class WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
 
     def _take_over(self, request: Any, accept: str, socket: Socket, environ: dict[str, Any]) -> StreamResponse:
         connection = EngineConnection(socket, self.server.max_http_buffer_size, self.max_pending)
-        tail = websocket.take_over(request, accept, connection)
+        tail = ws_upgrade.take_over(request, accept, connection)
         detach_request(environ)  # Socket.IO keeps the environ: not the aiohttp request and what it holds
         socket.connected = True
         socket.upgraded = True
@@ -48,7 +48,7 @@ class WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
                 connection.enqueue(pkt)
         if tail:
             connection.data_received(tail)
-        return websocket.TakenOver()
+        return ws_upgrade.TakenOver()
 
     async def send(self, message: str | bytes) -> None:
         """Called by engineio's writer task with each packet, in order (the stock path)."""

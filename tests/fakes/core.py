@@ -234,7 +234,7 @@ class _Connection(asyncio.Protocol):
             normalize_inbound_headers=not lean,
         )
         if lean:
-            from push.h2client import CountingH2Connection, LeanEncoder
+            from push.h2_lean import CountingH2Connection, LeanEncoder
 
             # Requests being received, waiting for their answer, or sending its body: never more
             # than h2's count (an answered stream leaves ``tasks`` at once, see _h2_respond).

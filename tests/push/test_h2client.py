@@ -13,7 +13,8 @@ from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import RequestReceived, StreamReset
 
-from push.h2client import H2ClientError, H2Pool, StreamNotProcessed, _Connection
+from push.h2client import H2ClientError, H2Pool, StreamNotProcessed
+from push.h2connection import H2ClientConnection
 from tests.fakes.core import Reply
 from tests.fakes.fcm import FakeFCM
 from tests.fakes.tls import shared_tls
@@ -118,11 +119,11 @@ class MemoryTransport(asyncio.Transport):
 
 
 class Wire:
-    """A client `_Connection` wired to an in-memory h2 server."""
+    """A client `H2ClientConnection` wired to an in-memory h2 server."""
 
     def __init__(self) -> None:
         self.pool = H2Pool("example.test")
-        self.client = _Connection(self.pool)
+        self.client = H2ClientConnection(self.pool)
         self.transport = MemoryTransport()
         self.client.connection_made(self.transport)
         self.server = H2Connection(H2Configuration(client_side=False, header_encoding=None))

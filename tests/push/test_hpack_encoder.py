@@ -1,11 +1,11 @@
-"""push.h2client.LeanEncoder against hpack's decoder (the one h2 servers use): every header block
+"""push.h2_lean.LeanEncoder against hpack's decoder (the one h2 servers use): every header block
 decodes to the headers sent, while the dynamic table fills, evicts, and shrinks on the server's word."""
 
 from __future__ import annotations
 
 from hpack import Decoder
 
-from push.h2client import LeanEncoder
+from push.h2_lean import LeanEncoder
 
 
 def request(i: int, token_version: int) -> list[tuple[bytes, bytes]]:

@@ -10,7 +10,7 @@ import json
 import os
 import struct
 
-from hub import websocket
+from hub import websocket, ws_upgrade
 from tests.conftest import token_for
 
 
@@ -35,7 +35,7 @@ class RawClient:
         )
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         if head.startswith(b"HTTP/1.1 101"):
-            accept = base64.b64encode(hashlib.sha1(key.encode() + websocket.GUID).digest())
+            accept = base64.b64encode(hashlib.sha1(key.encode() + ws_upgrade.GUID).digest())
             assert b"Sec-WebSocket-Accept: " + accept + b"\r\n" in head
         return cls(reader, writer), head
 
