@@ -19,22 +19,31 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from config import Settings
-from hub.app import create_app
-from hub.auth import mint_token
 from store.migrate import load_migrations, migrate
-from tests.helpers import ChatClient, database_url_with, redis_url_with, start_serving
 
-JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
+# Before anything imports tests.support: pytest rewrites the asserts of its modules too.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.tokens import JWT_SECRET, ApiKey  # noqa: E402
+from tests.support.urls import database_url_with, redis_url_with  # noqa: E402
+
+#: Fixtures shared across the test folders (tests/support/__init__.py lists what each module holds).
+pytest_plugins = [
+    "tests.support.nodes",
+    "tests.support.sockets",
+    "tests.support.push",
+    "tests.support.workers",
+    "tests.support.campaigns",
+]
+
 TEMPLATE_LOCK = 0x7E57
 
 
@@ -196,51 +205,8 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-Node = Callable[..., Awaitable[str]]
-
-
 @pytest.fixture
-async def start_node(env: dict[str, str]) -> AsyncIterator[Node]:
-    """Start an in-process web node (``await start_node(**overrides)``); returns its base URL."""
-    runners: list[web.AppRunner] = []
-
-    async def start(**overrides: str) -> str:
-        runner, port = await start_serving(create_app(Settings.from_env({**env, **overrides})))
-        runners.append(runner)
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for runner in reversed(runners):
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def hub_url(start_node: Node) -> str:
-    return await start_node()
-
-
-def token_for(user_id: str, **claims: Any) -> str:
-    return mint_token(JWT_SECRET, user_id, **claims)
-
-
-@pytest.fixture
-async def connect(hub_url: str) -> AsyncIterator[Callable[..., Awaitable[ChatClient]]]:
-    """``await connect("alice")``: a connected python-socketio client for that user."""
-    clients: list[ChatClient] = []
-
-    async def open_client(user_id: str, *, url: str | None = None, token: str | None = None) -> ChatClient:
-        client = ChatClient(url or hub_url, token or token_for(user_id))
-        await client.open()
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        await client.close()
-
-
-@pytest.fixture
-async def api_key(database_url: str) -> Callable[..., Awaitable[str]]:
+async def api_key(database_url: str) -> ApiKey:
     """``await api_key("publish")``: a fresh API key with those scopes, as its bearer string."""
     from store import apikeys
 

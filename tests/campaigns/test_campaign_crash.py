@@ -5,51 +5,20 @@ kill may go again, with the same apns-id, which the device treats as the same no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import asyncpg
-import pytest
 
-from tests.campaigns.conftest import Marketer, apns_token, wait_status
 from tests.fakes.apns import FakeAPNs
+from tests.support.campaigns import Marketer, wait_status
+from tests.support.push import apns_token
+from tests.support.workers import Spawn
 
-HERALD = Path(sys.executable).with_name("herald")
-REPO = Path(__file__).resolve().parents[2]
 USERS = 40
 #: another worker starts a killed worker's job once its lease lapses (workers.liveness: within 10 s).
 RECOVERY_WITHIN = 75.0
-
-Spawn = Callable[[dict[str, str]], "subprocess.Popen[bytes]"]
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "REDIS_URL")
-        }
-        with open(tmp_path / f"worker-{len(procs)}.log", "wb") as log:
-            proc = subprocess.Popen([str(HERALD), "worker"], env={**clean, **env}, cwd=REPO, stdout=log, stderr=log)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
 
 
 async def test_a_killed_runner_resumes_without_sending_anyone_twice(

@@ -11,9 +11,10 @@ from typing import Any
 import asyncpg
 
 from config.clock import Clock
-from tests.campaigns.conftest import Marketer, apns_token, wait_status
 from tests.fakes.apns import FakeAPNs
-from tests.workers.conftest import Runner
+from tests.support.campaigns import Marketer, wait_status
+from tests.support.push import apns_token
+from tests.support.workers import Runner
 
 EVERYONE: dict[str, Any] = {"all": []}
 

@@ -9,9 +9,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from store import devices
 from campaigns.filters import compile_filter
-from tests.campaigns.conftest import Marketer, apns_token
+from store import devices
+from tests.support.campaigns import Marketer
+from tests.support.push import apns_token
+from tests.support.rest import Rest
 
 FCM = "fcm-token-" + "y" * 40
 
@@ -316,8 +318,6 @@ async def test_user_profiles(marketer: Marketer, hub_url: str, api_key, db: asyn
     ):
         status, answer = await marketer.api.request("PUT", "/users/zoe", body)
         assert status == 400 and field in answer["error"]["fields"], (body, answer)
-    from tests.hub.test_rooms import Rest
-
     publisher = Rest(hub_url, await api_key("publish"))
     status, _ = await publisher.request("PUT", "/users/zoe", {"tags": []})
     assert status == 403

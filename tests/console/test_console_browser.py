@@ -26,8 +26,8 @@ import redis.asyncio as aioredis
 
 from config import Settings
 from store import keys
-from tests.helpers import run_node_script
-from tests.hub.test_rooms import Rest
+from tests.support.js import run_node_script
+from tests.support.rest import Rest
 from workers.main import create_worker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from http.cookies import SimpleCookie
 import asyncpg
 import redis.asyncio as aioredis
 
-from tests.console.conftest import SIGN_IN, Browser, field
+from tests.support.console import SIGN_IN, Browser, field
 
 PAGES = ["/console/campaigns", "/console/campaigns/new", "/console/segments", "/console/segments/new"]
 

@@ -22,9 +22,10 @@ from devservices import EmbeddedServices, start_embedded
 from devservices.postgres import start_postgres, stop_postgres
 from store import apikeys
 from store.migrate import migrate
-from tests.conftest import Node, token_for
-from tests.helpers import ChatClient
-from tests.hub.test_multinode import create_room
+from tests.support.nodes import Node
+from tests.support.rest import create_room
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 DOWN_FOR = 3.0  # seconds PostgreSQL stays down while the client keeps sending
 BACK_WITHIN = 30.0  # seconds for the node to serve sends again once PostgreSQL is up

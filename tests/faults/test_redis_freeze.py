@@ -21,11 +21,9 @@ import asyncpg
 import pytest
 
 from hub import redis_link
-from tests.conftest import Node
-from tests.faults.chat import Chatter, check_nothing_lost
-from tests.hub.test_multinode import OpenClient, RedisServer, StartWeb, clients, is_text, send, wait_event
-
-__all__ = ["clients"]  # a fixture of the multi-node tests
+from tests.support.chat import Chatter, check_nothing_lost
+from tests.support.nodes import Node, RedisServer, StartWeb
+from tests.support.sockets import OpenClient, is_text, send, wait_event
 
 FREEZE = 5.0  # seconds Redis stays stopped
 SEND_GAP = 0.02  # seconds between one client's sends

@@ -13,9 +13,10 @@ import asyncio
 import asyncpg
 import pytest
 
-from tests.conftest import Node
-from tests.faults.chat import Chatter, check_nothing_lost
-from tests.hub.test_multinode import ApiKey, RedisServer, create_room
+from tests.support.chat import Chatter, check_nothing_lost
+from tests.support.nodes import Node, RedisServer
+from tests.support.rest import create_room
+from tests.support.tokens import ApiKey
 
 SIZES = [
     pytest.param(150, 80, id="small"),

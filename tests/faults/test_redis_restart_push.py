@@ -22,14 +22,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.campaigns.conftest import Marketer, apns_token, wait_status
 from tests.fakes.apns import FakeAPNs
 from tests.fakes.tls import shared_tls
-from tests.hub.test_multinode import RedisServer
-from tests.hub.test_rooms import Rest
-from tests.workers.conftest import KEY_ID, TEAM_ID
-from tests.workers.test_crash import worker_env, worker_logs
-from tests.workers.test_notify import notify, register
+from tests.support.campaigns import Marketer, wait_status
+from tests.support.nodes import RedisServer
+from tests.support.push import KEY_ID, TEAM_ID, apns_token, notify, register
+from tests.support.rest import Rest
+from tests.support.workers import worker_env, worker_logs
 
 Spawn = Callable[[dict[str, str]], "subprocess.Popen[bytes]"]
 DEVICES = 60

@@ -30,11 +30,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import token_for
-from tests.faults.chat import Chatter, check_nothing_lost
-from tests.helpers import ChatClient
-from tests.hub.test_multinode import ApiKey, StartWeb, create_room
-from tests.hub.test_rooms import Rest
+from tests.support.chat import Chatter, check_nothing_lost
+from tests.support.nodes import StartWeb
+from tests.support.rest import Rest, create_room
+from tests.support.sockets import ChatClient
+from tests.support.tokens import ApiKey, token_for
 
 SOAK_SECONDS = float(os.environ.get("HERALD_SOAK_SECONDS", "150"))
 SAMPLE_EVERY = 5.0

@@ -13,8 +13,10 @@ import signal
 import asyncpg
 import pytest
 
-from tests.faults.chat import Chatter, check_nothing_lost
-from tests.hub.test_multinode import ApiKey, StartWeb, _stop, create_room
+from tests.support.chat import Chatter, check_nothing_lost
+from tests.support.nodes import StartWeb, stop_process
+from tests.support.rest import create_room
+from tests.support.tokens import ApiKey
 
 SIZES = [
     pytest.param(150, 100, id="small"),
@@ -44,7 +46,7 @@ async def test_kill_9_one_web_node_while_chatting_loses_no_acknowledged_message(
         async with asyncio.timeout(60):
             while len(alice.acked) + len(bob.acked) < fault_after:
                 await asyncio.sleep(0.005)
-        await _stop(n2.proc, signal.SIGKILL)
+        await stop_process(n2.proc, signal.SIGKILL)
         return len(alice.acked) + len(bob.acked)
 
     try:

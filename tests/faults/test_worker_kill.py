@@ -28,15 +28,14 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.campaigns.conftest import Marketer, apns_token, wait_status
 from tests.fakes.apns import AuthKey, FakeAPNs
 from tests.fakes.core import FakeProvider, LogEntry
 from tests.fakes.fcm import FakeFCM
 from tests.fakes.tls import shared_tls
-from tests.hub.test_rooms import Rest
-from tests.workers.conftest import KEY_ID, TEAM_ID
-from tests.workers.test_crash import worker_logs
-from tests.workers.test_notify import notify, register
+from tests.support.campaigns import Marketer, wait_status
+from tests.support.push import KEY_ID, TEAM_ID, apns_token, notify, register
+from tests.support.rest import Rest
+from tests.support.workers import worker_logs
 from workers.liveness import LEASE
 
 pytestmark = pytest.mark.faults

@@ -22,9 +22,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import token_for
-from tests.helpers import ChatClient
-from tests.hub.conftest import MSG, OK, assert_error, fill, rest_call, snapshot
+from tests.support.access import MSG, OK, assert_error, fill, snapshot
+from tests.support.rest import Rest
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 # -- socket events ----------------------------------------------------------------------------------
 
@@ -166,7 +167,7 @@ async def test_rest_rights(
         bearer = token_for(name) if kind == "jwt" else await api_key(name)
     before = await snapshot(db)
     async with aiohttp.ClientSession() as http:
-        got_status, answer = await rest_call(http, world["url"], method, fill(path, world), bearer, body)
+        got_status, answer = await Rest(world["url"], bearer, http=http).request(method, fill(path, world), body)
     assert got_status == status, (got_status, answer)
     if code is not None:
         assert_error(answer, code)
@@ -175,9 +176,8 @@ async def test_rest_rights(
 
 async def test_client_creates_a_private_room_as_its_owner(world: dict[str, Any], db: asyncpg.Connection) -> None:
     async with aiohttp.ClientSession() as http:
-        status, room = await rest_call(
-            http, world["url"], "POST", "/rooms", token_for("carol"), {"kind": "private", "members": ["erin"]}
-        )
+        carol = Rest(world["url"], token_for("carol"), http=http)
+        status, room = await carol.request("POST", "/rooms", {"kind": "private", "members": ["erin"]})
     assert status == 201, room
     assert room["kind"] == "private"
     assert {m["user_id"]: m["role"] for m in room["members"]} == {"carol": "owner", "erin": "member"}
@@ -189,15 +189,11 @@ async def test_client_direct_room_for_the_same_pair_is_the_same_room(
     world: dict[str, Any], db: asyncpg.Connection
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        first_status, first = await rest_call(
-            http, world["url"], "POST", "/rooms", token_for("carol"), {"kind": "direct", "members": ["erin"]}
-        )
-        again_status, again = await rest_call(
-            http, world["url"], "POST", "/rooms", token_for("carol"), {"kind": "direct", "members": ["erin"]}
-        )
-        other_status, other = await rest_call(
-            http, world["url"], "POST", "/rooms", token_for("erin"), {"kind": "direct", "members": ["carol"]}
-        )
+        carol = Rest(world["url"], token_for("carol"), http=http)
+        erin = Rest(world["url"], token_for("erin"), http=http)
+        first_status, first = await carol.request("POST", "/rooms", {"kind": "direct", "members": ["erin"]})
+        again_status, again = await carol.request("POST", "/rooms", {"kind": "direct", "members": ["erin"]})
+        other_status, other = await erin.request("POST", "/rooms", {"kind": "direct", "members": ["carol"]})
     assert (first_status, again_status, other_status) == (201, 200, 200), (first, again, other)
     assert first["id"] == again["id"] == other["id"]
     assert first["kind"] == "direct"
@@ -208,9 +204,8 @@ async def test_client_direct_room_for_the_same_pair_is_the_same_room(
 
 async def test_client_mutes_itself_and_it_is_stored(world: dict[str, Any], db: asyncpg.Connection) -> None:
     async with aiohttp.ClientSession() as http:
-        status, member = await rest_call(
-            http, world["url"], "PATCH", "/rooms/secret/members/bob", token_for("bob"), MUTE
-        )
+        bob = Rest(world["url"], token_for("bob"), http=http)
+        status, member = await bob.request("PATCH", "/rooms/secret/members/bob", MUTE)
     assert status == 200, member
     assert member["user_id"] == "bob"
     stored = await db.fetchval("SELECT muted_until FROM members WHERE room_id = 'secret' AND user_id = 'bob'")

@@ -37,10 +37,11 @@ from config import Settings
 from hub.app import SOCKETS, create_app
 from hub.openapi import document
 from store import apikeys
-from tests.conftest import token_for
-from tests.helpers import ChatClient
-from tests.hub.conftest import OK, fill, record_delivered, rest_call, rest_setup, snapshot, snapshot_diff
-from tests.hub.test_auth import _refusal
+from tests.support.access import OK, fill, snapshot, snapshot_diff
+from tests.support.push import record_delivered
+from tests.support.rest import Rest
+from tests.support.sockets import ChatClient, connect_refusal
+from tests.support.tokens import token_for
 
 # -- credentials ------------------------------------------------------------------------------------
 
@@ -338,22 +339,22 @@ class Matrix:
         """(Re)create what a destructive row acts on."""
         if what is None:
             return
-        key, url = self.keys["setup"], self.url
+        setup = Rest(self.url, self.keys["setup"], http=http)
         if what == "room doomed, owned by bob":
             room = {"id": "doomed", "kind": "private", "owner": "bob", "members": ["dave"]}
-            status, answer = await rest_call(http, url, "POST", "/rooms", key, room)
+            status, answer = await setup.request("POST", "/rooms", room)
             assert status in (201, 409), answer  # 409: still there
         elif what == "bob in secret":
-            await rest_setup(http, url, key, "PUT", "/rooms/secret/members/bob", {"role": "member"})
+            await setup.ok("PUT", "/rooms/secret/members/bob", {"role": "member"})
         elif what == "bob's iphone":
-            await rest_setup(http, url, key, "POST", "/devices", BOB_IPHONE)
+            await setup.ok("POST", "/devices", BOB_IPHONE)
         elif what == "erin's profile":
-            await rest_setup(http, url, key, "PUT", "/users/erin", {"tags": ["beta"]})
+            await setup.ok("PUT", "/users/erin", {"tags": ["beta"]})
         elif what == "new segment":
-            segment = await rest_setup(http, url, key, "POST", "/segments", SEGMENT)
+            segment = await setup.ok("POST", "/segments", SEGMENT)
             self.world["placeholders"]["<new segment>"] = segment["id"]
         elif what == "new campaign":
-            campaign = await rest_setup(http, url, key, "POST", "/campaigns", self.fill(CAMPAIGN))
+            campaign = await setup.ok("POST", "/campaigns", self.fill(CAMPAIGN))
             self.world["placeholders"]["<new campaign>"] = campaign["id"]
         else:
             raise AssertionError(f"no fresh setup named {what!r}")
@@ -381,11 +382,12 @@ async def matrix(world: dict[str, Any], api_key: Callable[..., Awaitable[str]], 
     places: dict[str, Any] = {}
     world["placeholders"] = places
     async with aiohttp.ClientSession() as http:
+        setup = Rest(url, key, http=http)
 
         async def post(path: str, body: Any) -> Any:
-            return await rest_setup(http, url, key, "POST", fill(path, world), fill(body, world))
+            return await setup.ok("POST", fill(path, world), fill(body, world))
 
-        await rest_setup(http, url, key, "PUT", "/rooms/lobby/members/erin", {"role": "member"})
+        await setup.ok("PUT", "/rooms/lobby/members/erin", {"role": "member"})
         places["<alice's message in private>"] = world["message_id"]
         for kind in ("public", "direct"):
             text = {"sender_id": "alice", "client_id": f"alice-{kind}", "text": "alice's words"}
@@ -393,12 +395,12 @@ async def matrix(world: dict[str, Any], api_key: Callable[..., Awaitable[str]], 
         franks_dm = await post("/rooms", {"kind": "direct", "members": ["alice", "frank"]})
         places["<frank's dm>"] = franks_dm["id"]
         for kind in ("public", "private"):
-            await rest_setup(http, url, key, "PUT", f"/rooms/{ROOM[kind]}/members/frank", {"role": "member"})
+            await setup.ok("PUT", f"/rooms/{ROOM[kind]}/members/frank", {"role": "member"})
         for kind in KINDS:
             room = fill(FRANKS_ROOM[kind], world)
             text = {"sender_id": "frank", "client_id": f"frank-{kind}", "text": "frank's words"}
             places[f"<frank's message in {kind}>"] = (await post(f"/rooms/{room}/messages", text))["id"]
-            status, answer = await rest_call(http, url, "DELETE", f"/rooms/{room}/members/frank", key)
+            status, answer = await setup.request("DELETE", f"/rooms/{room}/members/frank")
             assert status == 204, answer
         await post("/devices", BOB_IPHONE)
         places["<notification>"] = (await post("/notifications", PUSH))["id"]
@@ -463,7 +465,8 @@ async def test_route(matrix: Matrix, db: asyncpg.Connection, method: str, route:
 
         async def call(row: Row, credential: str) -> tuple[int, Any]:
             bearer = matrix.bearer(credential, row.self_user, row.other_user)
-            return await rest_call(http, matrix.url, row.method, matrix.fill(row.path), bearer, matrix.fill(row.body))
+            rest = Rest(matrix.url, bearer, http=http)
+            return await rest.request(row.method, matrix.fill(row.path), matrix.fill(row.body))
 
         for row in rows:
             await matrix.fresh(http, row.fresh)
@@ -504,7 +507,7 @@ async def test_connect_with_each_credential(
     for credential, expected in CONNECT_RULES.items():
         if expected is None:
             continue
-        refusal = await _refusal(hub_url, matrix.bearer(credential, "bob", "carol"))
+        refusal = await connect_refusal(hub_url, matrix.bearer(credential, "bob", "carol"))
         if refusal["data"]["code"] != expected:
             mismatches.append(f"connect with {credential}: expected {expected}, got {refusal}")
     # A refused connect creates no user and touches nothing ("a user row is created on the first valid

@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
-from tests.conftest import JWT_SECRET, Node, token_for
-from tests.helpers import ChatClient
+from tests.support.nodes import Node
+from tests.support.sockets import ChatClient, connect_refusal
+from tests.support.tokens import JWT_SECRET, token_for
 
 Connect = Callable[..., Awaitable[ChatClient]]
 
@@ -68,28 +69,8 @@ def _write(path: Path, data: bytes | str) -> str:
     return str(path)
 
 
-async def _refusal(url: str, token: str | None) -> dict[str, Any]:
-    """Connect with ``token`` (None: no auth at all) and return the single connect_error payload."""
-    client = socketio.AsyncClient(reconnection=False)
-    refusals: list[Any] = []
-    client.on("connect_error", refusals.append)
-    auth = None if token is None else {"token": token}
-    try:
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=5)
-    finally:
-        if client.connected:
-            await client.disconnect()
-    assert len(refusals) == 1, refusals
-    [refusal] = refusals
-    assert set(refusal) == {"message", "data"}, refusal
-    assert set(refusal["data"]) == {"code", "message"}, refusal
-    assert isinstance(refusal["data"]["message"], str) and refusal["data"]["message"]
-    return dict(refusal)
-
-
 async def _refused_code(url: str, token: str | None) -> str:
-    return str((await _refusal(url, token))["data"]["code"])
+    return str((await connect_refusal(url, token))["data"]["code"])
 
 
 async def _accepted(url: str, token: str, user_id: str = "alice") -> None:

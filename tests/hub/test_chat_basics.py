@@ -6,19 +6,18 @@ import aiohttp
 import pytest
 import socketio
 
+from tests.support.rest import Rest
+
 # Also run on the embedded PostgreSQL and Redis (`make test-embedded`).
 pytestmark = pytest.mark.embedded
 
 
 async def test_connect_sends_ready_with_the_users_rooms(connect, hub_url, api_key, db) -> None:
     key = await api_key("publish")
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(
-            f"{hub_url}/api/v1/rooms",
-            json={"kind": "private", "name": "team", "members": ["alice", "bob"], "id": "team"},
-            headers={"Authorization": f"Bearer {key}"},
-        )
-        assert resp.status == 201, await resp.text()
+    status, body = await Rest(hub_url, key).request(
+        "POST", "/rooms", {"kind": "private", "name": "team", "members": ["alice", "bob"], "id": "team"}
+    )
+    assert status == 201, body
     alice = await connect("alice")
     assert alice.events["ready"] == [{"user_id": "alice", "rooms": ["team"]}]
     assert await db.fetchval("SELECT last_active_at > now() - interval '1 minute' FROM users WHERE id = 'alice'")
@@ -37,12 +36,7 @@ async def test_bad_token_is_refused_with_a_code(hub_url) -> None:
 
 async def test_message_is_stored_then_acked_and_broadcast(connect, hub_url, api_key, db) -> None:
     key = await api_key("publish")
-    async with aiohttp.ClientSession() as http:
-        await http.post(
-            f"{hub_url}/api/v1/rooms",
-            json={"kind": "private", "members": ["alice", "bob"], "id": "r1"},
-            headers={"Authorization": f"Bearer {key}"},
-        )
+    await Rest(hub_url, key).request("POST", "/rooms", {"kind": "private", "members": ["alice", "bob"], "id": "r1"})
     alice = await connect("alice")
     bob = await connect("bob")
     ack = await alice.call_ok("message:send", {"room": "r1", "client_id": "c1", "text": "hello"})

@@ -20,10 +20,9 @@ import pytest
 from rooms.messages import GroupCommit
 from store import messages as message_store
 from store.db import create_pool
-from tests.helpers import ChatClient
-from tests.hub.test_multinode import OpenClient, StartWeb, clients, rest, web_node
-
-__all__ = ["clients", "web_node"]  # fixtures of the multi-node tests
+from tests.support.nodes import StartWeb
+from tests.support.rest import Rest
+from tests.support.sockets import ChatClient, OpenClient
 
 ROOMS = [f"lk-{n}" for n in range(8)]
 PER_NODE = 4  # clients on each node, each sending one message to every room per round
@@ -183,7 +182,7 @@ async def test_serialization_failures_are_retried_then_answered_unavailable_neve
 
     key = await api_key("publish")
     body = {"sender_id": "alice", "client_id": "c3", "text": "always"}
-    status, answer = await rest("POST", f"{hub_url}/api/v1/rooms/sf/messages", key, body)
+    status, answer = await Rest(hub_url, key, timeout=10).request("POST", "/rooms/sf/messages", body)
     assert status == 503 and answer["error"]["code"] == "unavailable", answer
 
     await db.execute("DROP TRIGGER conflict ON messages")

@@ -19,7 +19,7 @@ import pytest
 from config import Settings
 from hub.app import create_app
 from hub.transport.wheel import PingWheel
-from tests.helpers import serving
+from tests.support.nodes import serving
 
 PATH = "/socket.io/"
 

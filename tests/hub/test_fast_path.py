@@ -14,9 +14,9 @@ from aiohttp import web
 
 from config import Settings
 from hub.app import SOCKETS, create_app
-from tests.conftest import token_for
-from tests.helpers import serving
-from tests.hub.test_rooms import Rest
+from tests.support.nodes import serving
+from tests.support.rest import Rest
+from tests.support.tokens import token_for
 
 
 @pytest.fixture

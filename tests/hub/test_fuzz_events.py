@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from config import Settings
 from hub.app import create_app
-from tests.conftest import token_for
-from tests.helpers import ChatClient, start_serving
+from tests.support.nodes import start_serving
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 EVENTS = [
     "room:join",

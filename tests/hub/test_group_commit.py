@@ -15,7 +15,7 @@ from rooms import render
 from rooms.messages import GroupCommit
 from store import messages as message_store
 from store.db import create_pool
-from tests.helpers import serving
+from tests.support.nodes import serving
 
 ROOMS = ("gc-a", "gc-b", "gc-c")
 

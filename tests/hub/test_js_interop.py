@@ -8,38 +8,16 @@ without it this test fails, never skips.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import pytest
+from tests.support.js import JS_DIR, node_and_script, run_node_script
+from tests.support.rest import Rest
+from tests.support.tokens import token_for
 
-from tests.conftest import token_for
-from tests.helpers import run_node_script
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-JS_DIR = REPO_ROOT / "tests" / "js"
 SCRIPT = JS_DIR / "interop.mjs"
 RUN_TIMEOUT = 30.0
 BEFORE, AFTER = 3, 4
-
-
-def node_and_script(script: Path = SCRIPT) -> tuple[str, Path]:
-    """The node executable and a script of tests/js, or a failure saying how to install them."""
-    ci = os.environ.get("CI", "").lower() == "true"
-    how = "run `make setup` (it runs `npm ci` in tests/js; Node.js 20 must be installed)"
-    if ci:
-        how = "the CI image must provide Node.js 20 and run `make setup` (npm ci in tests/js) before the tests"
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(f"`node` is not on PATH: {how}", pytrace=False)
-    if not script.is_file():
-        pytest.fail(f"{script} is missing", pytrace=False)
-    if not (JS_DIR / "node_modules" / "socket.io-client" / "package.json").is_file():
-        pytest.fail(f"socket.io-client is not installed in {JS_DIR / 'node_modules'}: {how}", pytrace=False)
-    return node, script
 
 
 async def run_script(node: str, script: Path, args: dict[str, Any]) -> dict[str, Any]:
@@ -47,15 +25,12 @@ async def run_script(node: str, script: Path, args: dict[str, Any]) -> dict[str,
 
 
 async def test_official_js_client_sends_receives_and_catches_up(hub_url, api_key, db) -> None:
-    node, script = node_and_script()
+    node, script = node_and_script(SCRIPT)
     key = await api_key("publish")
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(
-            f"{hub_url}/api/v1/rooms",
-            json={"kind": "private", "members": ["alice", "bob"], "id": "js-room"},
-            headers={"Authorization": f"Bearer {key}"},
-        )
-        assert resp.status == 201, await resp.text()
+    status, body = await Rest(hub_url, key).request(
+        "POST", "/rooms", {"kind": "private", "members": ["alice", "bob"], "id": "js-room"}
+    )
+    assert status == 201, body
 
     report = await run_script(
         node,

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.conftest import token_for
+from tests.support.tokens import token_for
 
 
 async def test_rest_per_credential_limit_answers_429_with_retry_after(start_node, api_key) -> None:  # type: ignore[no-untyped-def]

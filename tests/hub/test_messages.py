@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 
-from tests.conftest import token_for
-from tests.hub.test_rooms import Rest
+from tests.support.rest import Rest
+from tests.support.tokens import token_for
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from referencing.jsonschema import DRAFT202012
 from config import Settings
 from hub.app import create_app
 from hub.openapi import document
-from tests.conftest import token_for
-from tests.hub.conftest import record_delivered
+from tests.support.push import record_delivered
+from tests.support.rest import API, Rest
+from tests.support.tokens import token_for
 
 DOC_URI = "urn:herald:openapi"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
@@ -270,7 +271,8 @@ async def test_unknown_body_fields_are_refused(hub_url: str, api_key, contract: 
 
 
 class Api:
-    """Sends a request for a documented (method, path template), checks its request and response."""
+    """Sends a request for a documented (method, path template) with ``Rest``, checks its request and
+    response against the document."""
 
     def __init__(self, http: aiohttp.ClientSession, base: str, contract: Contract) -> None:
         self.http = http
@@ -289,8 +291,9 @@ class Api:
         check_request: bool = True,
         **params: str,
     ) -> tuple[int, Any]:
-        url = self.base + template.format(**{k: quote(v, safe="") for k, v in params.items()})
-        headers = {"Authorization": f"Bearer {auth}"} if auth else {}
+        path = template.format(**{k: quote(v, safe="") for k, v in params.items()})
+        assert path.startswith(API), path
+        headers: dict[str, str] = {}
         data: bytes | None = raw
         if json_body is not None:
             if check_request:
@@ -298,10 +301,11 @@ class Api:
             data = json.dumps(json_body).encode()
         if data is not None:
             headers["Content-Type"] = "application/json"
-        async with self.http.request(method, url, data=data, params=query, headers=headers) as resp:
-            body = await resp.read()
-            content_type = resp.headers.get("Content-Type", "").split(";")[0]
-            return resp.status, self.contract.check_response(method, template, resp.status, content_type, body)
+        rest = Rest(self.base, auth, http=self.http)
+        reply = await rest.send(method, path.removeprefix(API), data=data, params=query, headers=headers)
+        return reply.status, self.contract.check_response(
+            method, template, reply.status, reply.content_type, reply.body
+        )
 
 
 def _code(body: Any) -> str:

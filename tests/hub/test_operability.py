@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import Node
+from tests.support.nodes import Node
 
 HERALD = str(Path(sys.executable).with_name("herald"))
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import token_for
-from tests.hub.test_rooms import Rest
+from tests.support.rest import Rest
+from tests.support.tokens import token_for
 
 IPHONE = "d4" * 32
 

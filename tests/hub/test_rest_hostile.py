@@ -28,8 +28,8 @@ from config import Settings
 from config.logs import JsonFormatter
 from hub.app import create_app
 from hub.httpserver import MAX_FIELD_BYTES, MAX_HEADERS, AppRunner
-from tests.conftest import token_for
-from tests.helpers import ChatClient
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 HERALD = str(Path(sys.executable).with_name("herald"))
 FRAGMENT = 16  # no log line may hold this many consecutive characters of a credential

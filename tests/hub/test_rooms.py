@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
 import pytest
 
-from tests.conftest import token_for
-
-
-class Rest:
-    """A small REST client for the tests: JSON in and out, with a bearer credential."""
-
-    def __init__(self, base: str, credential: str) -> None:
-        self.base = base
-        self.headers = {"Authorization": f"Bearer {credential}"}
-
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(method, f"{self.base}/api/v1{path}", json=body, headers=self.headers) as resp,
-        ):
-            data = await resp.json() if resp.content_type == "application/json" else None
-            return resp.status, data
+from tests.support.rest import Rest
+from tests.support.tokens import token_for
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.conftest import Node
-from tests.hub.test_rooms import Rest
+from tests.support.nodes import Node
+from tests.support.rest import Rest
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = ",".join(

@@ -6,16 +6,16 @@ import asyncio
 import signal
 import time
 
-from tests.conftest import token_for
-from tests.helpers import ChatClient, run_node_script
-from tests.hub.test_js_interop import JS_DIR, node_and_script
-from tests.hub.test_multinode import StartWeb, web_node  # noqa: F401  (the fixture)
-from tests.hub.test_rooms import Rest
+from tests.support.js import JS_DIR, node_and_script, run_node_script
+from tests.support.nodes import StartWeb
+from tests.support.rest import Rest
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 RESTART_SCRIPT = JS_DIR / "restart.mjs"
 
 
-async def test_sigterm_tells_clients_to_reconnect_and_exits_quickly(web_node: StartWeb, api_key) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+async def test_sigterm_tells_clients_to_reconnect_and_exits_quickly(web_node: StartWeb, api_key) -> None:  # type: ignore[no-untyped-def]
     leaving = await web_node()
     staying = await web_node()
     service = Rest(staying.url, await api_key("publish"))
@@ -45,7 +45,7 @@ async def test_sigterm_tells_clients_to_reconnect_and_exits_quickly(web_node: St
     await bob.close()
 
 
-async def test_official_js_client_reconnects_by_itself_after_a_graceful_restart(web_node: StartWeb, api_key) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+async def test_official_js_client_reconnects_by_itself_after_a_graceful_restart(web_node: StartWeb, api_key) -> None:  # type: ignore[no-untyped-def]
     """A deploy restarts a node: the official client, with its default options, comes back by itself
     and ends with every message of its room exactly once (what it sent, what came while it was away)."""
     node, script = node_and_script(RESTART_SCRIPT)

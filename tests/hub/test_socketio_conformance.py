@@ -15,8 +15,8 @@ from aiohttp import web
 from config import Settings
 from hub import websocket
 from hub.app import SOCKETS, create_app
-from tests.helpers import serving
-from tests.wire import RawClient, connect_packet, connected
+from tests.support.nodes import serving
+from tests.support.wire import RawClient, connect_packet, connected
 
 Node = tuple[int, web.Application]
 

@@ -17,19 +17,17 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import token_for
-from tests.helpers import ChatClient
+from tests.support.rest import Rest
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 Node = Callable[..., Awaitable[str]]
 SEP = "\x1e"  # Engine.IO v4 polling payloads: packets separated by a record separator
 
 
 async def create_room(url: str, key: str, room: dict[str, Any]) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{url}/api/v1/rooms", json=room, headers={"Authorization": f"Bearer {key}"}) as resp,
-    ):
-        assert resp.status == 201, await resp.text()
+    status, body = await Rest(url, key).request("POST", "/rooms", room)
+    assert status == 201, body
 
 
 class RawClient:

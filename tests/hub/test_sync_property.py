@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import token_for
-from tests.helpers import ChatClient
-from tests.hub.test_rooms import Rest
+from tests.support.rest import Rest
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 MESSAGES = 80
 

@@ -15,8 +15,8 @@ from aiohttp import web
 from config import Settings
 from hub.app import SOCKETS, create_app
 from hub.connections import Conn, Connections
-from tests.conftest import token_for
-from tests.helpers import serving
+from tests.support.nodes import serving
+from tests.support.tokens import token_for
 
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 1.0

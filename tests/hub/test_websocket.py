@@ -18,9 +18,9 @@ from aiohttp.web_protocol import RequestHandler
 from config import Settings
 from hub import websocket
 from hub.app import SOCKETS, create_app
-from tests.helpers import serving
-from tests.wire import RawClient, connect_packet
-from tests.wire import connected as _connected
+from tests.support.nodes import serving
+from tests.support.wire import RawClient, connect_packet
+from tests.support.wire import connected as _connected
 
 Node = tuple[str, int, web.Application, web.AppRunner]
 

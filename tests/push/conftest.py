@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from config import Settings
-from push import Pushers, Target
+from push import Pushers
 from tests.fakes.apns import AuthKey, FakeAPNs
 from tests.fakes.fcm import FakeFCM
-
-TEAM, KEY_ID, TOPIC = "TEAM123456", "KEY1234567", "chat.herald.app"
-
-
-def apns_token(n: int = 1) -> str:
-    return f"{n:064x}"
-
-
-def target(token: str, provider: str = "apns", environment: str = "production", **kw: str | None) -> Target:
-    delivery_id = kw.pop("delivery_id", None) or str(uuid.uuid4())
-    app_id = kw.pop("app_id", None)
-    return Target(token=token, provider=provider, environment=environment, app_id=app_id, delivery_id=delivery_id)
+from tests.support.push import KEY_ID, TEAM_ID, TOPIC, PushersFactory
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +21,7 @@ def auth_key() -> AuthKey:
 
 @pytest.fixture
 async def apns(auth_key: AuthKey) -> AsyncIterator[FakeAPNs]:
-    async with FakeAPNs(TEAM, KEY_ID, auth_key.public_pem) as fake:
+    async with FakeAPNs(TEAM_ID, KEY_ID, auth_key.public_pem) as fake:
         yield fake
 
 
@@ -63,7 +51,7 @@ def push_env(apns: FakeAPNs, fcm: FakeFCM, key_file: Path, sa_file: Path) -> dic
     return {
         "HERALD_APNS_KEY_FILE": str(key_file),
         "HERALD_APNS_KEY_ID": KEY_ID,
-        "HERALD_APNS_TEAM_ID": TEAM,
+        "HERALD_APNS_TEAM_ID": TEAM_ID,
         "HERALD_APNS_TOPIC": TOPIC,
         "HERALD_APNS_HOST": f"127.0.0.1:{apns.port}",
         "HERALD_FCM_CREDENTIALS_FILE": str(sa_file),
@@ -71,9 +59,6 @@ def push_env(apns: FakeAPNs, fcm: FakeFCM, key_file: Path, sa_file: Path) -> dic
         "HERALD_PUSH_CA_FILE": str(apns.tls.ca_path),
         "HERALD_PUSH_TIMEOUT": "5",
     }
-
-
-PushersFactory = Callable[..., Pushers]
 
 
 @pytest.fixture

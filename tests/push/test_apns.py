@@ -15,8 +15,7 @@ from push.apns_protocol import PRODUCTION_HOST, SANDBOX_HOST
 from push.apps import ApnsCredentials
 from tests.fakes.apns import REASONS, AuthKey, FakeAPNs, apns_error
 from tests.fakes.core import Reply
-
-from .conftest import KEY_ID, TEAM, TOPIC, PushersFactory, apns_token, target
+from tests.support.push import KEY_ID, TEAM_ID, TOPIC, PushersFactory, apns_token, target
 
 ALERT = PushMessage(title="Alice", body="Lunch?", collapse_key="room-r1")
 PERMANENT = [
@@ -200,7 +199,7 @@ async def test_bad_device_token_and_environments(
 
 
 def test_hosts_per_environment(auth_key: AuthKey) -> None:
-    creds = ApnsCredentials(auth_key.p8, KEY_ID, TEAM, TOPIC)
+    creds = ApnsCredentials(auth_key.p8, KEY_ID, TEAM_ID, TOPIC)
     provider = ApnsProvider(creds)
     assert provider.host_for("sandbox") == (SANDBOX_HOST, 443)
     assert provider.host_for("production") == (PRODUCTION_HOST, 443)

@@ -22,8 +22,7 @@ from push.fcm_transport import FcmAnswer, H2Transport, HttpxTransport
 from push.h2client import StreamNotProcessed
 from tests.fakes.core import Reply
 from tests.fakes.fcm import BAD_REQUEST, FCM_ERRORS, HTML_404, FakeFCM, fcm_error
-
-from .conftest import PushersFactory, target
+from tests.support.push import PushersFactory, target
 
 ALERT = PushMessage(title="Alice", body="Lunch?", collapse_key="room-r1")
 #: PROTOCOLS.md's FCM table, row by row: scripted error -> (outcome, reason).

@@ -13,8 +13,7 @@ from config import Settings, SettingsError
 from push import Outcome, Pushers, PushMessage, SendResult
 from tests.fakes.apns import FakeAPNs
 from tests.fakes.fcm import FakeFCM
-
-from .conftest import KEY_ID, TEAM, TOPIC, PushersFactory, apns_token, target
+from tests.support.push import KEY_ID, TEAM_ID, TOPIC, PushersFactory, apns_token, target
 
 ALERT = PushMessage(title="Alice", body="Lunch?")
 
@@ -83,7 +82,7 @@ async def test_apps_file_routes_by_app_id(
             "apps": [
                 {
                     "app_id": "com.example.a",
-                    "apns": {"key_file": key_file.name, "key_id": KEY_ID, "team_id": TEAM},
+                    "apns": {"key_file": key_file.name, "key_id": KEY_ID, "team_id": TEAM_ID},
                     "fcm": {"credentials_file": str(sa_file)},
                 },
                 {"app_id": "com.example.b", "fcm": {"credentials_file": sa_file.name}},
@@ -117,7 +116,7 @@ async def test_apps_file_routes_by_app_id(
         ({"apps": [{"app_id": "a"}]}, "apps[0]: has neither apns nor fcm"),
         ({"apps": [{"app_id": "", "fcm": {}}]}, "apps[0].app_id: must be a non-empty string"),
         ({"apps": [{"app_id": "a", "fcm": {"credentials_file": "nope.json"}}]}, "apps[0].fcm.credentials_file:"),
-        ({"apps": [{"app_id": "a", "apns": {"key_file": "k.p8", "key_id": "SHORT", "team_id": TEAM}}]}, "key_id"),
+        ({"apps": [{"app_id": "a", "apns": {"key_file": "k.p8", "key_id": "SHORT", "team_id": TEAM_ID}}]}, "key_id"),
         ({"apps": [{"app_id": "a", "apns": {"key_file": "missing.p8", "key_id": KEY_ID}}]}, "apps[0].apns.key_file"),
         ({"apps": [{"app_id": "a", "fcm": {"credentials_file": "sa.json"}, "colour": 1}]}, "apps[0].colour: unknown"),
         (
@@ -148,7 +147,7 @@ def test_bad_single_app_credentials_are_named(tmp_path: Path, key_file: Path) ->
     not_a_key.write_text("hello")
     env = {"HERALD_APNS_KEY_FILE": str(not_a_key), "HERALD_APNS_KEY_ID": KEY_ID}
     with pytest.raises(SettingsError, match=r"^HERALD_APNS_KEY_FILE: .* is not a readable \.p8 private key"):
-        Pushers.from_settings(Settings.from_env({**env, "HERALD_APNS_TEAM_ID": TEAM, "HERALD_APNS_TOPIC": TOPIC}))
+        Pushers.from_settings(Settings.from_env({**env, "HERALD_APNS_TEAM_ID": TEAM_ID, "HERALD_APNS_TOPIC": TOPIC}))
     not_json = tmp_path / "sa.json"
     not_json.write_text("{}")
     with pytest.raises(SettingsError, match=r"^HERALD_FCM_CREDENTIALS_FILE: .* is not a service-account JSON"):

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from store.migrate import load_migrations, migrate
-from tests.helpers import database_url_with
+from tests.support.urls import database_url_with
 
 pytestmark = pytest.mark.embedded
 

@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import socketio
 
-from tests.conftest import token_for
-from tests.helpers import ChatClient
+from tests.support.sockets import ChatClient
+from tests.support.tokens import token_for
 
 CALL_TIMEOUT = 3.0
 RECONNECT_WITHIN = 30.0

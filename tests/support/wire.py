@@ -11,7 +11,7 @@ import os
 import struct
 
 from hub import websocket, ws_upgrade
-from tests.conftest import token_for
+from tests.support.tokens import token_for
 
 
 class RawClient:

@@ -14,8 +14,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.apns import FakeAPNs, apns_error
-from tests.workers.conftest import wait_completed
-from tests.workers.test_notify import IPAD, IPHONE, PIXEL, notify, register
+from tests.support.push import IPAD, IPHONE, PIXEL, notify, register, wait_completed
 
 IPOD = "c3" * 32
 

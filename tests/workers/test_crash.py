@@ -12,13 +12,10 @@ worker renews while it lives (workers.liveness), so about 10 s after the kill.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,65 +26,17 @@ import redis.asyncio as aioredis
 from tests.fakes.apns import FakeAPNs
 from tests.fakes.core import FakeProvider, LogEntry
 from tests.fakes.fcm import FakeFCM
-from tests.hub.test_rooms import Rest
-from tests.workers.test_notify import notify, register
+from tests.support.nodes import HERALD, base_environ
+from tests.support.push import notify, register
+from tests.support.rest import Rest
+from tests.support.workers import REPO, Spawn, worker_env, worker_logs
 
-HERALD = Path(sys.executable).with_name("herald")
-REPO = Path(__file__).resolve().parents[2]
 USERS = ("ana", "ben", "cy")
 RECOVERY_WITHIN = 60.0  # the killed worker's lease runs out within 10 s; see the module doc
 SETTLE_WITHIN = 1.0  # time given to the killed worker to record answers it already got
 # The killed worker's job must still be running at the kill: with a 3 s timeout, a loaded machine
 # (2 CPUs) sometimes let arq time the job out first, which is not the crash this file is about.
 KILLED_JOB_TIMEOUT = "10"
-
-Spawn = Callable[..., subprocess.Popen[bytes]]
-
-
-def base_environ() -> dict[str, str]:
-    """This process's environment without settings that could leak into a worker."""
-    return {
-        k: v for k, v in os.environ.items() if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "REDIS_URL")
-    }
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    """``spawn(env)``: a ``herald worker`` process; every one still alive is killed at teardown."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            [str(HERALD), "worker"], env={**base_environ(), **env}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()  # the child holds its own descriptor
-        procs.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-
-
-def worker_env(push_env: dict[str, str], **overrides: str) -> dict[str, str]:
-    return {
-        **push_env,
-        "HERALD_PUSH_CONCURRENCY": "4",
-        "HERALD_JOB_TIMEOUT": "3",
-        "HERALD_SWEEP_INTERVAL": "1",
-        "HERALD_LOG_LEVEL": "WARNING",
-        **overrides,
-    }
-
-
-def worker_logs(tmp_path: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(tmp_path.glob("*.log")))
 
 
 async def statuses(db: asyncpg.Connection, notification_id: str) -> dict[str, str]:

@@ -9,31 +9,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import token_for
 from tests.fakes.apns import FakeAPNs, apns_error
 from tests.fakes.core import Reply
 from tests.fakes.fcm import FakeFCM, fcm_error
-from tests.hub.test_rooms import Rest
-from tests.workers.conftest import TOPIC, wait_completed
-
-IPHONE = "a1" * 32
-IPAD = "b2" * 32
-PIXEL = "fcm-token-pixel-" + "x" * 40
-
-
-async def register(api: dict[str, Rest], user: str, token: str, provider: str, **extra: Any) -> dict[str, Any]:
-    platform = "ios" if provider == "apns" else "android"
-    body = {"token": token, "provider": provider, "platform": platform, "user_id": user, "app_id": TOPIC, **extra}
-    status, device = await api["devices"].request("POST", "/devices", body)
-    assert status in (200, 201), device
-    return device
-
-
-async def notify(api: dict[str, Rest], to: dict[str, Any], **content: Any) -> str:
-    notification = {"title": "Hello", "body": "World", **content}
-    status, body = await api["notify"].request("POST", "/notifications", {"to": to, "notification": notification})
-    assert status == 202, body
-    return str(body["id"])
+from tests.support.push import IPAD, IPHONE, PIXEL, notify, register, wait_completed
+from tests.support.rest import Rest
+from tests.support.tokens import token_for
 
 
 async def test_user_devices_on_both_providers_get_it_once(

@@ -6,9 +6,8 @@ import logging
 
 import pytest
 
-from tests.hub.test_rooms import Rest
-from tests.workers.conftest import wait_completed
-from tests.workers.test_notify import IPHONE, notify, register
+from tests.support.push import IPHONE, notify, register, wait_completed
+from tests.support.rest import Rest
 
 
 async def test_outbox_records_pushes_for_the_dev_endpoint(  # type: ignore[no-untyped-def]
