@@ -375,7 +375,7 @@ class PushBench:
         return out
 
     async def run_campaign(self, db: str, queue_name: str, pids: list[int]) -> dict[str, Any]:
-        from store import campaigns, queue
+        from store import campaign_runs, campaigns, queue
 
         conn = await connect(db)
         arq = await queue.connect(self.redis_url)
@@ -404,7 +404,7 @@ class PushBench:
                     break
                 await asyncio.sleep(0.2)
             cpu1, machine1 = procs.sample(pids), procs.machine_busy()
-            summary = await campaigns.summary(conn, cid)
+            summary = await campaign_runs.summary(conn, cid)
             notifications = await conn.fetchval("SELECT count(*) FROM notifications WHERE campaign_id = $1", cid)
             resent = await conn.fetchval(CAMPAIGN_RESENT, cid)
         finally:

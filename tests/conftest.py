@@ -3,7 +3,7 @@
 Services, in order of preference:
 1. ``HERALD_TEST_DATABASE_URL`` / ``HERALD_TEST_REDIS_URL`` when set;
 2. the local servers on their default ports when they answer;
-3. embedded ones (``store.embedded``) started for the session.
+3. embedded ones (``devservices``) started for the session.
 ``HERALD_TEST_SERVICES=embedded`` forces the third (a CI step runs part of the suite so).
 
 Isolation (DESIGN.md): a template database migrated once under an advisory lock and cloned per
