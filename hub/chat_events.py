@@ -17,7 +17,7 @@ from config.errors import Code
 from hub.connections import Conn
 from hub.context import Hub
 from hub.errors import HubError
-from rooms import membership, render
+from rooms import conversations, membership, render
 from rooms import messages as chat
 from rooms.errors import ChatError
 from store import rooms as room_store
@@ -44,6 +44,8 @@ class ChatEvents:
             "sync": self.sync,
             "typing": self.typing,
             "read": self.read,
+            "read:all": self.read_all,
+            "rooms:list": self.rooms_list,
             "presence": self.presence,
             "auth:refresh": self.auth_refresh,
         }
@@ -128,24 +130,30 @@ class ChatEvents:
         return {"ok": True, "messages": [render.message(r) for r in rows], "has_more": has_more}
 
     async def sync(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        """What changed in each room since the version the client saw: new, edited and deleted
+        messages in version order, and the version to send next time."""
         rooms = data.get("rooms")
         if not isinstance(rooms, dict) or len(rooms) > MAX_SYNC_ROOMS:
             raise ChatError(
                 Code.INVALID_PAYLOAD,
-                f"rooms must map up to {MAX_SYNC_ROOMS} room ids to the last seq seen",
-                fields={"rooms": "must be an object of room id to seq"},
+                f"rooms must map up to {MAX_SYNC_ROOMS} room ids to the last version seen",
+                fields={"rooms": "must be an object of room id to version"},
             )
-        cursors: dict[str, int] = {}
-        for room_id, seq in rooms.items():
+        versions: dict[str, int] = {}
+        for room_id, version in rooms.items():
             payloads.identifier({"room": room_id}, "room")
-            cursors[room_id] = payloads.integer({"seq": seq}, "seq", default=0) or 0
-        for room_id in cursors:
+            versions[room_id] = payloads.integer({"version": version}, "version", default=0) or 0
+        for room_id in versions:
             await self._readable_room(conn, room_id)
-        found = await chat.sync(self.hub.pool, cursors, SYNC_PAGE)
+        found = await chat.sync(self.hub.pool, versions, SYNC_PAGE)
         return {
             "ok": True,
             "rooms": {
-                room_id: {"messages": [render.message(r) for r in rows], "has_more": more}
+                room_id: {
+                    "messages": [render.message(r) for r in rows],
+                    "has_more": more,
+                    "version": rows[-1]["version"] if rows else versions[room_id],
+                }
                 for room_id, (rows, more) in found.items()
             },
         }
@@ -164,10 +172,22 @@ class ChatEvents:
 
     async def read(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         room_id = self._member_room(conn, data)
-        seq = payloads.required_integer(data, "seq")
-        stored = await membership.mark_read(self.hub.pool, room_id, conn.user_id, seq)
-        await self.hub.realtime.to_room("read", room_id, {"room": room_id, "user_id": conn.user_id, "seq": stored})
+        seq = payloads.integer(data, "seq")  # absent: up to the room's last message
+        stored = await conversations.mark_read(self.hub.pool, room_id, conn.user_id, seq)
+        await self.hub.realtime.read_moved(conn.user_id, {room_id: stored})
         return {"ok": True, "seq": stored}
+
+    async def read_all(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        moved = await conversations.read_all(self.hub.pool, conn.user_id)
+        await self.hub.realtime.read_moved(conn.user_id, moved)
+        return {"ok": True, "rooms": moved}
+
+    async def rooms_list(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        limit = payloads.integer(
+            data, "limit", minimum=1, maximum=conversations.MAX_PAGE, default=conversations.DEFAULT_PAGE
+        )
+        cursor = payloads.text(data, "cursor", 512, required=False)
+        return {"ok": True, **await conversations.room_list(self.hub.pool, conn.user_id, cursor, limit or 1)}
 
     async def presence(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         room_id = payloads.required_id(data, "room")
@@ -185,4 +205,10 @@ class ChatEvents:
 
 
 def _room_summary(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "kind": row["kind"], "name": row["name"], "last_seq": row["last_seq"]}
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "last_seq": row["last_seq"],
+        "version": row["version"],
+    }

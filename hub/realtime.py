@@ -34,6 +34,11 @@ class Realtime:
     async def to_user(self, event: str, user_id: str, data: dict[str, Any]) -> None:
         await self.sio.emit(event, data, room=user_channel(user_id))
 
+    async def read_moved(self, user_id: str, moved: dict[str, int]) -> None:
+        """``read`` to each room whose read position of ``user_id`` moved (room id: new position)."""
+        for room_id, seq in moved.items():
+            await self.to_room("read", room_id, {"room": room_id, "user_id": user_id, "seq": seq})
+
     async def member_added(self, room_id: str, user_id: str) -> None:
         """Subscribe the user's live sockets, on every node, to the room."""
         await self.manager.publish_control("join", room=room_id, user=user_id)

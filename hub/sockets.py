@@ -23,6 +23,7 @@ from hub.context import Hub
 from hub.errors import HubError, ack_error, as_hub_error
 from hub.realtime import room_channel, user_channel
 from hub.transport import environ as transport_environ
+from rooms import conversations
 from store import rooms as room_store
 from store import users as user_store
 
@@ -76,9 +77,9 @@ class ChatSockets:
             if self.sio.manager.is_connected(conn.sid, "/"):
                 break
             await asyncio.sleep(0.005)
-        await self.sio.emit(
-            "ready", {"user_id": conn.user_id, "rooms": sorted(conn.rooms)}, to=conn.sid, ignore_queue=True
-        )
+        summary = await conversations.unread_summary(self.hub.pool, conn.user_id)
+        ready = {"user_id": conn.user_id, "rooms": sorted(conn.rooms), **summary}
+        await self.sio.emit("ready", ready, to=conn.sid, ignore_queue=True)
         if first_here and await self.hub.presence.arrive(conn.user_id):
             await self._announce_presence(conn.user_id, list(conn.rooms), online=True, skip_sid=conn.sid)
 

@@ -167,11 +167,3 @@ async def mute(pool: asyncpg.Pool, room_id: str, user_id: str, until: datetime |
     if row is None:
         raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     return row
-
-
-async def mark_read(pool: asyncpg.Pool, room_id: str, user_id: str, seq: int) -> int:
-    value = await room_store.set_read(pool, room_id, user_id, seq)
-    if value is None:
-        await room_or_404(pool, room_id)
-        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
-    return value

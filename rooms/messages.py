@@ -264,10 +264,13 @@ async def history(
     return list(reversed(rows[:limit])), len(rows) > limit
 
 
-async def sync(pool: asyncpg.Pool, cursors: dict[str, int], limit: int) -> dict[str, tuple[list[asyncpg.Record], bool]]:
-    """For each room, the messages after its cursor (at most ``limit``) and whether more remain."""
-    rows = await message_store.after_many(pool, cursors, limit + 1)
-    grouped: dict[str, list[asyncpg.Record]] = {room_id: [] for room_id in cursors}
+async def sync(
+    pool: asyncpg.Pool, versions: dict[str, int], limit: int
+) -> dict[str, tuple[list[asyncpg.Record], bool]]:
+    """For each room, the messages sent, edited or deleted after its version (at most ``limit``,
+    in version order, each as it is now) and whether more remain."""
+    rows = await message_store.changed_since(pool, versions, limit + 1)
+    grouped: dict[str, list[asyncpg.Record]] = {room_id: [] for room_id in versions}
     for row in rows:
         grouped[row["room_id"]].append(row)
     return {room_id: (found[:limit], len(found) > limit) for room_id, found in grouped.items()}

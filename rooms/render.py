@@ -1,4 +1,4 @@
-"""Rows to the JSON shapes of DESIGN.md's contract."""
+"""Rows to the JSON shapes of the client contract (docs/protocol.md, the OpenAPI document)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def message(row: Row) -> dict[str, Any]:
         "id": row["id"],
         "room": row["room_id"],
         "seq": row["seq"],
+        "version": row["version"],
         "sender_id": row["sender_id"],
         "client_id": row["client_id"],
         "text": row["text"],
@@ -23,6 +24,7 @@ def message(row: Row) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "edited_at": iso(row["edited_at"]),
         "deleted": row["deleted"],
+        "system": row["system"],
     }
 
 
@@ -33,6 +35,7 @@ def room(row: asyncpg.Record) -> dict[str, Any]:
         "name": row["name"],
         "metadata": row["metadata"],
         "last_seq": row["last_seq"],
+        "version": row["version"],
         "created_at": iso(row["created_at"]),
     }
 
@@ -47,10 +50,24 @@ def member(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def user_room(row: asyncpg.Record) -> dict[str, Any]:
+    """A room of a user's room list: the room, the member's state, and the last message (cut)."""
+    last = None
+    if row["last_id"] is not None:
+        last = {
+            "id": row["last_id"],
+            "seq": row["last_seq"],
+            "sender_id": row["last_sender_id"],
+            "text": row["last_text"],
+            "created_at": iso(row["last_created_at"]),
+            "deleted": row["last_deleted"],
+            "system": row["last_system"],
+        }
     return {
         **room(row),
+        "active_at": iso(row["active_at"]),
         "role": row["role"],
         "muted_until": iso(row["muted_until"]),
         "last_read_seq": row["last_read_seq"],
         "unread": row["unread"],
+        "last_message": last,
     }

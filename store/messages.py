@@ -1,10 +1,13 @@
 """SQL for chat messages.  ``seq`` is per room, gap-free: it is taken from ``rooms.last_seq``
 in the same statement that inserts the message, so a failed insert gives its number back.
 
-Lock order: every statement that bumps ``rooms.last_seq`` locks its rooms before anything else,
-in room id order (:data:`INSERT` locks one room; :data:`INSERT_MANY` locks its rooms sorted by
-id), so two group commits on different web nodes never wait for each other in a cycle.  Edits and
-deletes touch only the message row.
+``version`` is the room's change counter (migration 0009): every send, edit and delete takes the
+room's next one, so the messages with a version above a client's are exactly what changed since.
+
+Lock order: every statement that bumps ``rooms.last_seq`` or ``rooms.version`` locks its rooms
+before anything else, in room id order (:data:`INSERT` and the edits lock one room;
+:data:`INSERT_MANY` locks its rooms sorted by id), then message rows, then member rows, so two
+group commits on different web nodes never wait for each other in a cycle.
 """
 
 from __future__ import annotations
@@ -16,23 +19,33 @@ import asyncpg
 
 from store.db import Executor, Row
 
-MESSAGE_COLUMNS = "id, room_id, seq, sender_id, client_id, text, meta, reply_to, created_at, edited_at, deleted"
+MESSAGE_COLUMNS = (
+    "id, room_id, seq, version, sender_id, client_id, text, meta, reply_to, created_at, edited_at, deleted, system"
+)
 
-# One round trip: bump the room's seq only when the sender is a member, the client_id is new and
-# reply_to (if any) is a message of the same room; then insert with that seq.  The room's row is
-# the statement's first lock and its only one on rooms, so there is no order to keep.
+# One round trip: bump the room's seq and version only when the sender is a member, the client_id
+# is new and reply_to (if any) is a message of the same room; then insert with them, and move the
+# sender's read position to their own message.  The room's row is the statement's first lock and
+# its only one on rooms; the member's row comes after it, as in every statement that takes both.
 INSERT = f"""
 WITH bump AS (
-    UPDATE rooms SET last_seq = last_seq + 1
+    UPDATE rooms SET last_seq = last_seq + 1, version = version + 1, last_message_at = now()
     WHERE id = $1
       AND ($7 OR EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2))
       AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_id = $3)
       AND ($6::bigint IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $6 AND room_id = $1))
-    RETURNING last_seq
+    RETURNING last_seq, version
+),
+stored AS (
+    INSERT INTO messages (room_id, seq, version, sender_id, client_id, text, meta, reply_to)
+    SELECT $1, last_seq, version, $2, $3, $4, $5, $6 FROM bump
+    RETURNING {MESSAGE_COLUMNS}
+),
+own AS (
+    UPDATE members SET last_read_seq = greatest(members.last_read_seq, stored.seq) FROM stored
+    WHERE members.room_id = $1 AND members.user_id = $2
 )
-INSERT INTO messages (room_id, seq, sender_id, client_id, text, meta, reply_to)
-SELECT $1, last_seq, $2, $3, $4, $5, $6 FROM bump
-RETURNING {MESSAGE_COLUMNS}
+SELECT * FROM stored
 """
 # Group commit: many messages in one statement (one round trip, one commit).  Each input row must
 # pass the same checks as INSERT; the rooms touched get their seq bumped once by the number of
@@ -65,40 +78,89 @@ locked AS MATERIALIZED (
     ORDER BY rooms.id FOR NO KEY UPDATE OF rooms
 ),
 bump AS (
-    UPDATE rooms SET last_seq = rooms.last_seq + l.n FROM locked l WHERE rooms.id = l.id
-    RETURNING rooms.id, rooms.last_seq - l.n AS base
+    UPDATE rooms SET last_seq = rooms.last_seq + l.n, version = rooms.version + l.n, last_message_at = now()
+    FROM locked l WHERE rooms.id = l.id
+    RETURNING rooms.id, rooms.last_seq - l.n AS base, rooms.version - l.n AS version_base
+),
+stored AS (
+    INSERT INTO messages (room_id, seq, version, sender_id, client_id, text, meta, reply_to)
+    SELECT ok.room_id, bump.base + ok.rn, bump.version_base + ok.rn, ok.sender_id, ok.client_id, ok.text, ok.meta,
+           ok.reply_to
+    FROM ok JOIN bump ON bump.id = ok.room_id
+    ORDER BY ok.ord
+    RETURNING id, room_id, sender_id, client_id, seq, version, created_at
+),
+own AS (
+    UPDATE members SET last_read_seq = greatest(members.last_read_seq, s.seq)
+    FROM (SELECT room_id, sender_id, max(seq) AS seq FROM stored GROUP BY room_id, sender_id) s
+    WHERE members.room_id = s.room_id AND members.user_id = s.sender_id
 )
-INSERT INTO messages (room_id, seq, sender_id, client_id, text, meta, reply_to)
-SELECT ok.room_id, bump.base + ok.rn, ok.sender_id, ok.client_id, ok.text, ok.meta, ok.reply_to
-FROM ok JOIN bump ON bump.id = ok.room_id
-ORDER BY ok.ord
-RETURNING id, room_id, sender_id, client_id, seq, created_at
+SELECT * FROM stored
 """
 SELECT_BY_CLIENT_ID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_id = $3"
 SELECT_ONE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2"
+# An edit or a delete takes the room's next version (the room's row first, as a send does).
+_CHANGED = "messages." + MESSAGE_COLUMNS.replace(", ", ", messages.")
 UPDATE_TEXT = f"""
-UPDATE messages SET text = $3, edited_at = now()
+WITH bump AS (
+    UPDATE rooms SET version = version + 1
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND id = $2 AND NOT deleted)
+    RETURNING version AS new_version
+)
+UPDATE messages SET text = $3, edited_at = now(), version = bump.new_version FROM bump
 WHERE room_id = $1 AND id = $2 AND NOT deleted
-RETURNING {MESSAGE_COLUMNS}
+RETURNING {_CHANGED}
 """
 MARK_DELETED = f"""
-UPDATE messages SET deleted = true, text = '', meta = '{{}}'::jsonb, edited_at = now()
+WITH bump AS (
+    UPDATE rooms SET version = version + 1
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND id = $2)
+    RETURNING version AS new_version
+)
+UPDATE messages SET deleted = true, text = '', meta = '{{}}'::jsonb, edited_at = now(), version = bump.new_version
+FROM bump
 WHERE room_id = $1 AND id = $2
-RETURNING {MESSAGE_COLUMNS}
+RETURNING {_CHANGED}
 """
+
+
+def blanking(target: str, *, edited_at: str = "coalesce(messages.edited_at, now())") -> str:
+    """A statement blanking the messages ``target`` selects (``id, room_id``; parameters are the
+    caller's): each takes its room's next version, the rooms locked in id order first."""
+    return f"""
+WITH target AS MATERIALIZED ({target}),
+locked AS MATERIALIZED (
+    SELECT rooms.id, c.n FROM rooms
+    JOIN (SELECT room_id, count(*) AS n FROM target GROUP BY room_id) c ON c.room_id = rooms.id
+    ORDER BY rooms.id FOR NO KEY UPDATE OF rooms
+),
+bump AS (
+    UPDATE rooms SET version = rooms.version + l.n FROM locked l WHERE rooms.id = l.id
+    RETURNING rooms.id, rooms.version - l.n AS version_base
+),
+numbered AS (
+    SELECT t.id, b.version_base + row_number() OVER (PARTITION BY t.room_id ORDER BY t.id) AS new_version
+    FROM target t JOIN bump b ON b.id = t.room_id
+)
+UPDATE messages SET text = '', meta = '{{}}'::jsonb, deleted = true, edited_at = {edited_at},
+    version = numbered.new_version
+FROM numbered WHERE messages.id = numbered.id
+"""
+
+
 BEFORE = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3
 """
 AFTER = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 """
-AFTER_MANY = f"""
-SELECT m.* FROM unnest($1::text[], $2::bigint[]) AS s(room_id, after_seq)
+CHANGED_MANY = f"""
+SELECT m.* FROM unnest($1::text[], $2::bigint[]) AS s(room_id, after_version)
 CROSS JOIN LATERAL (
     SELECT {MESSAGE_COLUMNS} FROM messages
-    WHERE room_id = s.room_id AND seq > s.after_seq ORDER BY seq LIMIT $3
+    WHERE room_id = s.room_id AND version > s.after_version ORDER BY version LIMIT $3
 ) m
-ORDER BY m.room_id, m.seq
+ORDER BY m.room_id, m.version
 """
 
 
@@ -157,6 +219,7 @@ def _stored(m: NewMessage, made: asyncpg.Record | None) -> Row | None:
         "id": made["id"],
         "room_id": m.room_id,
         "seq": made["seq"],
+        "version": made["version"],
         "sender_id": m.sender_id,
         "client_id": m.client_id,
         "text": m.text,
@@ -165,6 +228,7 @@ def _stored(m: NewMessage, made: asyncpg.Record | None) -> Row | None:
         "created_at": made["created_at"],
         "edited_at": None,
         "deleted": False,
+        "system": False,
     }
 
 
@@ -194,10 +258,11 @@ async def after(conn: Executor, room_id: str, after_seq: int, limit: int) -> lis
     return list(await conn.fetch(AFTER, room_id, after_seq, limit))
 
 
-async def after_many(conn: Executor, cursors: dict[str, int], limit: int) -> list[asyncpg.Record]:
-    """Up to ``limit`` messages per room after each room's cursor, ordered by room then seq."""
-    room_ids = list(cursors)
-    return list(await conn.fetch(AFTER_MANY, room_ids, [cursors[r] for r in room_ids], limit))
+async def changed_since(conn: Executor, versions: dict[str, int], limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` messages per room sent, edited or deleted after each room's version, ordered
+    by room then version (each message once, as it is now)."""
+    room_ids = list(versions)
+    return list(await conn.fetch(CHANGED_MANY, room_ids, [versions[r] for r in room_ids], limit))
 
 
 CLAIM_PUSH_PENDING = """

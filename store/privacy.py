@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from store import messages as message_store
 from store.db import Executor
 
 USER = """
@@ -29,11 +30,9 @@ FROM deliveries d JOIN devices v ON v.token = d.device_token
 WHERE v.user_id = $1 ORDER BY d.updated_at
 """
 OPENS = "SELECT notification_id, opened_at FROM notification_opens WHERE user_id = $1 ORDER BY opened_at"
-# Erasure keeps room history consistent: the messages stay (seq has no gaps) with their text blanked.
-BLANK_MESSAGES = """
-UPDATE messages SET text = '', meta = '{}'::jsonb, deleted = true, edited_at = coalesce(edited_at, now())
-WHERE sender_id = $1
-"""
+# Erasure keeps room history consistent: the messages stay (seq has no gaps) with their text blanked,
+# each taking its room's next version so that clients which sync see it go.
+BLANK_MESSAGES = message_store.blanking("SELECT id, room_id FROM messages WHERE sender_id = $1")
 DELETE_USER = "DELETE FROM users WHERE id = $1 RETURNING id"  # members, devices and opens cascade
 
 

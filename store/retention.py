@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from store import messages as message_store
 from store.db import Executor
 
-BLANK_OLD_MESSAGES = """
-UPDATE messages SET text = '', meta = '{}'::jsonb, deleted = true
-WHERE id IN (
-    SELECT id FROM messages
+# Blanked messages take their rooms' next versions, so clients that sync see them go.
+BLANK_OLD_MESSAGES = message_store.blanking(
+    """
+    SELECT id, room_id FROM messages
     WHERE created_at < now() - make_interval(days => $1) AND NOT (deleted AND text = '')
     LIMIT $2
+    """,
+    edited_at="messages.edited_at",
 )
-"""
 DELETE_OLD_NOTIFICATIONS = """
 DELETE FROM notifications
 WHERE id IN (

@@ -9,7 +9,7 @@ import asyncpg
 
 from store.db import Executor
 
-ROOM_COLUMNS = "id, kind, name, metadata, last_seq, created_by, created_at"
+ROOM_COLUMNS = "id, kind, name, metadata, last_seq, version, last_message_at, created_by, created_at"
 
 INSERT_ROOM = f"""
 INSERT INTO rooms (id, kind, name, metadata, direct_key, created_by)
@@ -28,14 +28,18 @@ SELECT_MEMBERS = """
 SELECT room_id, user_id, role, muted_until, last_read_seq FROM members WHERE room_id = $1 ORDER BY joined_at, user_id
 """
 SELECT_MEMBER_IDS = "SELECT user_id FROM members WHERE room_id = $1"
+# A new member's read position starts at the room's last seq: what came before they joined is not
+# unread to them.
 UPSERT_MEMBER = """
-INSERT INTO members (room_id, user_id, role, muted_until) VALUES ($1, $2, $3, $4)
+INSERT INTO members (room_id, user_id, role, muted_until, last_read_seq)
+SELECT $1, $2, $3, $4, last_seq FROM rooms WHERE id = $1
 ON CONFLICT (room_id, user_id) DO UPDATE
 SET role = coalesce($5, members.role), muted_until = CASE WHEN $6 THEN $4 ELSE members.muted_until END
 RETURNING room_id, user_id, role, muted_until, last_read_seq, (xmax = 0) AS inserted
 """
 JOIN_MEMBER = """
-INSERT INTO members (room_id, user_id, role) VALUES ($1, $2, 'member')
+INSERT INTO members (room_id, user_id, role, last_read_seq)
+SELECT $1, $2, 'member', last_seq FROM rooms WHERE id = $1
 ON CONFLICT (room_id, user_id) DO NOTHING
 """
 DELETE_MEMBER = "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING user_id"
@@ -44,19 +48,51 @@ UPDATE members SET muted_until = $3 WHERE room_id = $1 AND user_id = $2
 RETURNING room_id, user_id, role, muted_until, last_read_seq
 """
 SET_READ = """
-UPDATE members SET last_read_seq = greatest(last_read_seq, least($3, r.last_seq))
+UPDATE members SET last_read_seq = greatest(last_read_seq, least(coalesce($3, r.last_seq), r.last_seq))
 FROM rooms r
 WHERE members.room_id = $1 AND members.user_id = $2 AND r.id = members.room_id
 RETURNING members.last_read_seq
 """
 USER_ROOM_IDS = "SELECT room_id FROM members WHERE user_id = $1"
-USER_ROOMS = """
-SELECT r.id, r.kind, r.name, r.metadata, r.last_seq, r.created_by, r.created_at,
-       m.role, m.muted_until, m.last_read_seq,
-       greatest(r.last_seq - m.last_read_seq, 0) AS unread
+#: Unread counts stop here (a client shows "999+"): counting walks the messages after the position.
+UNREAD_CAP = 1000
+# A member's unread messages: after their read position, sent by others, not deleted, not system.
+_UNREAD = f"""(
+    SELECT count(*) FROM (
+        SELECT 1 FROM messages x
+        WHERE x.room_id = m.room_id AND x.seq > m.last_read_seq AND x.sender_id <> m.user_id
+          AND NOT x.deleted AND NOT x.system
+        LIMIT {UNREAD_CAP}
+    ) u
+)"""
+# A user's rooms, the most recently active first (its last message, else its creation), keyset-paged
+# by (activity, id) after the cursor ($2, $3), each with the member's state and the last message.
+USER_ROOMS = f"""
+SELECT r.id, r.kind, r.name, r.metadata, r.last_seq, r.version, r.last_message_at, r.created_by, r.created_at,
+       coalesce(r.last_message_at, r.created_at) AS active_at,
+       m.role, m.muted_until, m.last_read_seq, {_UNREAD} AS unread,
+       lm.id AS last_id, lm.sender_id AS last_sender_id, lm.text AS last_text,
+       lm.created_at AS last_created_at, lm.deleted AS last_deleted, lm.system AS last_system
 FROM members m JOIN rooms r ON r.id = m.room_id
+LEFT JOIN LATERAL (
+    SELECT id, sender_id, left(text, $5) AS text, created_at, deleted, system FROM messages
+    WHERE room_id = r.id AND seq = r.last_seq
+) lm ON true
 WHERE m.user_id = $1
-ORDER BY r.created_at, r.id
+  AND ($2::timestamptz IS NULL OR (coalesce(r.last_message_at, r.created_at), r.id) < ($2, $3))
+ORDER BY coalesce(r.last_message_at, r.created_at) DESC, r.id DESC
+LIMIT $4
+"""
+# Every room of the user with its unread count (``ready``, and the room list's totals).
+USER_UNREAD = f"""
+SELECT m.room_id, r.version, {_UNREAD} AS unread
+FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1
+"""
+# Mark-all-read: every position moves to its room's last seq; the rooms that changed are returned.
+READ_ALL = """
+UPDATE members m SET last_read_seq = r.last_seq FROM rooms r
+WHERE m.user_id = $1 AND r.id = m.room_id AND m.last_read_seq < r.last_seq
+RETURNING m.room_id, m.last_read_seq
 """
 
 
@@ -124,8 +160,9 @@ async def set_mute(conn: Executor, room_id: str, user_id: str, until: datetime |
     return await conn.fetchrow(SET_MUTE, room_id, user_id, until)
 
 
-async def set_read(conn: Executor, room_id: str, user_id: str, seq: int) -> int | None:
-    """Raise the member's last read seq (never past the room's last); None when not a member."""
+async def set_read(conn: Executor, room_id: str, user_id: str, seq: int | None) -> int | None:
+    """Raise the member's last read seq (never past the room's last; None: to the room's last);
+    None when not a member."""
     value = await conn.fetchval(SET_READ, room_id, user_id, seq)
     return int(value) if value is not None else None
 
@@ -134,5 +171,20 @@ async def user_room_ids(conn: Executor, user_id: str) -> list[str]:
     return [row["room_id"] for row in await conn.fetch(USER_ROOM_IDS, user_id)]
 
 
-async def user_rooms(conn: Executor, user_id: str) -> list[asyncpg.Record]:
-    return list(await conn.fetch(USER_ROOMS, user_id))
+async def user_rooms(
+    conn: Executor, user_id: str, after: tuple[datetime, str] | None, limit: int, preview: int
+) -> list[asyncpg.Record]:
+    """A page of the user's rooms, most recently active first, after the (activity, room id) cursor;
+    the last message's text is cut to ``preview`` characters."""
+    active_at, room_id = after if after is not None else (None, None)
+    return list(await conn.fetch(USER_ROOMS, user_id, active_at, room_id, limit, preview))
+
+
+async def user_unread(conn: Executor, user_id: str) -> list[asyncpg.Record]:
+    """(room_id, version, unread) of every room the user is in."""
+    return list(await conn.fetch(USER_UNREAD, user_id))
+
+
+async def read_all(conn: Executor, user_id: str) -> list[asyncpg.Record]:
+    """Mark every room of the user read; (room_id, last_read_seq) of those that changed."""
+    return list(await conn.fetch(READ_ALL, user_id))

@@ -4,8 +4,9 @@
 //   - connect: HS256 JWT check (alg pinned, exp and sub required), then the user's rooms from
 //     PostgreSQL's `members` table are joined as `r:<room id>`, and `ready` is emitted;
 //   - `message:send` {room, client_id, text}: one INSERT per message into the same `messages`
-//     table, with the same statement as Herald (per-room seq taken from rooms.last_seq, idempotent
-//     by client_id), then `message:new` to the room (sender excluded) and the ack {ok, message}.
+//     table, with the same statement as Herald (per-room seq and version taken from the room's row,
+//     idempotent by client_id, the sender's read position moved to it), then `message:new` to the
+//     room (sender excluded) and the ack {ok, message}.
 //
 //   PORT=9000 DATABASE_URL=postgresql://... BENCH_JWT_SECRET=... node bench/reference/server.mjs
 //
@@ -24,18 +25,25 @@ if (!secret || !process.env.DATABASE_URL) {
 }
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.PG_POOL || 10) });
 
-const COLUMNS = "id, room_id, seq, sender_id, client_id, text, meta, reply_to, created_at, edited_at, deleted";
+const COLUMNS = "id, room_id, seq, version, sender_id, client_id, text, meta, reply_to, created_at, edited_at, deleted, system";
 const INSERT = `
 WITH bump AS (
-    UPDATE rooms SET last_seq = last_seq + 1
+    UPDATE rooms SET last_seq = last_seq + 1, version = version + 1, last_message_at = now()
     WHERE id = $1
       AND EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2)
       AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_id = $3)
-    RETURNING last_seq
+    RETURNING last_seq, version
+),
+stored AS (
+    INSERT INTO messages (room_id, seq, version, sender_id, client_id, text, meta)
+    SELECT $1, last_seq, version, $2, $3, $4, '{}'::jsonb FROM bump
+    RETURNING ${COLUMNS}
+),
+own AS (
+    UPDATE members SET last_read_seq = greatest(members.last_read_seq, stored.seq) FROM stored
+    WHERE members.room_id = $1 AND members.user_id = $2
 )
-INSERT INTO messages (room_id, seq, sender_id, client_id, text, meta)
-SELECT $1, last_seq, $2, $3, $4, '{}'::jsonb FROM bump
-RETURNING ${COLUMNS}`;
+SELECT * FROM stored`;
 const BY_CLIENT_ID = `SELECT ${COLUMNS} FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_id = $3`;
 const USER_ROOMS = "SELECT room_id FROM members WHERE user_id = $1";
 
@@ -64,6 +72,7 @@ function render(row) {
     id: Number(row.id),
     room: row.room_id,
     seq: Number(row.seq),
+    version: Number(row.version),
     sender_id: row.sender_id,
     client_id: row.client_id,
     text: row.text,
@@ -72,6 +81,7 @@ function render(row) {
     created_at: row.created_at.toISOString(),
     edited_at: row.edited_at ? row.edited_at.toISOString() : null,
     deleted: row.deleted,
+    system: row.system,
   };
 }
 

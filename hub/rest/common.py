@@ -112,7 +112,7 @@ def path_user_id(request: web.Request) -> str:
 
 def query_int(request: web.Request, name: str, *, minimum: int = 0, maximum: int = 2**62) -> int | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = int(raw)

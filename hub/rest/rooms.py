@@ -167,6 +167,7 @@ ROOM_FIELDS: spec.Schema = {
     "name": spec.nullable({"type": "string"}),
     "metadata": spec.OPEN_OBJECT,
     "last_seq": spec.COUNT,
+    "version": {**spec.COUNT, "description": "bumped by every send, edit and delete; what sync takes"},
     "created_at": spec.TIMESTAMP,
 }
 MEMBER_FIELDS: spec.Schema = {

@@ -15,9 +15,9 @@ from config.clock import iso
 from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
-from hub.rest.common import hub_of, json_body, path_user_id, require_scope, require_self_or_scope
+from hub.rest.common import hub_of, json_body, path_user_id, query_int, require_scope, require_self_or_scope
 from hub.rest.rooms import MEMBER_FIELDS, ROOM_FIELDS
-from rooms import render
+from rooms import conversations
 from store import rooms as room_store
 from store import users as user_store
 
@@ -152,8 +152,20 @@ def render_profile(row: Any) -> dict[str, Any]:
 async def user_rooms(request: web.Request) -> web.Response:
     user_id = path_user_id(request)
     await require_self_or_scope(request, user_id, "publish")
-    rows = await room_store.user_rooms(hub_of(request).pool, user_id)
-    return web.json_response({"rooms": [render.user_room(r) for r in rows]})
+    limit = query_int(request, "limit", minimum=1, maximum=conversations.MAX_PAGE) or conversations.DEFAULT_PAGE
+    cursor = request.query.get("cursor") or None
+    return web.json_response(await conversations.room_list(hub_of(request).pool, user_id, cursor, limit))
+
+
+@routes.post("/api/v1/users/{user_id}/read")
+async def read_all(request: web.Request) -> web.Response:
+    """Mark every room of the user read (the user's own client, or a publish key)."""
+    user_id = path_user_id(request)
+    await require_self_or_scope(request, user_id, "publish")
+    hub = hub_of(request)
+    moved = await conversations.read_all(hub.pool, user_id)
+    await hub.realtime.read_moved(user_id, moved)
+    return web.json_response({"rooms": moved})
 
 
 @routes.post("/api/v1/users/{user_id}/disconnect")
@@ -166,6 +178,24 @@ async def disconnect_user(request: web.Request) -> web.Response:
 
 # --- OpenAPI: merged into /api/v1/openapi.json by hub/openapi.py (tests/hub/test_openapi.py keeps it honest) ---
 
+_LAST_MESSAGE: dict[str, spec.Schema] = {
+    "id": {"type": "integer", "minimum": 1},
+    "seq": {"type": "integer", "minimum": 1},
+    "sender_id": spec.USER_ID,
+    "text": {"type": "string", "description": f"the first {conversations.PREVIEW_LENGTH} characters"},
+    "created_at": spec.TIMESTAMP,
+    "deleted": {"type": "boolean"},
+    "system": {"type": "boolean"},
+}
+_USER_ROOM_FIELDS: dict[str, spec.Schema] = {
+    "active_at": {**spec.TIMESTAMP, "description": "the last message's time, else the room's creation"},
+    "unread": {
+        **spec.COUNT,
+        "maximum": room_store.UNREAD_CAP,
+        "description": "messages others sent after last_read_seq, not deleted, not system",
+    },
+    "last_message": spec.nullable(spec.ref("LastMessage")),
+}
 SCHEMAS: dict[str, spec.Schema] = {
     "UserProfileBody": PROFILE.schema(),
     "UserProfile": spec.strict_object(
@@ -182,9 +212,22 @@ SCHEMAS: dict[str, spec.Schema] = {
         ["id", "attributes", "tags", "timezone", "locale", "marketing_opt_in", "created_at", "last_active_at"],
     ),
     "UserRoom": spec.strict_object(
-        {**ROOM_FIELDS, **MEMBER_FIELDS, "unread": spec.COUNT}, [*ROOM_FIELDS, *MEMBER_FIELDS, "unread"]
+        {**ROOM_FIELDS, **MEMBER_FIELDS, **_USER_ROOM_FIELDS}, [*ROOM_FIELDS, *MEMBER_FIELDS, *_USER_ROOM_FIELDS]
     ),
-    "UserRoomList": spec.strict_object({"rooms": {"type": "array", "items": spec.ref("UserRoom")}}, ["rooms"]),
+    "LastMessage": spec.strict_object(_LAST_MESSAGE, list(_LAST_MESSAGE)),
+    "UserRoomList": spec.strict_object(
+        {
+            "rooms": {"type": "array", "items": spec.ref("UserRoom")},
+            "next_cursor": spec.nullable({"type": "string"}),
+            "total": {**spec.COUNT, "description": "the rooms the user is in"},
+            "unread_total": {**spec.COUNT, "description": "unread messages in all of them"},
+        },
+        ["rooms", "next_cursor", "total", "unread_total"],
+    ),
+    "ReadPositions": spec.strict_object(
+        {"rooms": {"type": "object", "additionalProperties": spec.COUNT, "description": "room id: new position"}},
+        ["rooms"],
+    ),
     "Disconnected": spec.strict_object(
         {"user_id": spec.USER_ID, "disconnected": {"const": True}}, ["user_id", "disconnected"]
     ),
@@ -212,9 +255,28 @@ PATHS: dict[str, dict[str, Any]] = {
         "parameters": [_USER_ID],
         "get": spec.operation(
             "user_rooms",
-            "The user's rooms with unread counts",
+            "The user's rooms, the most recently active first, with unread counts and last messages",
             "users",
-            {"200": spec.json_response("the rooms", spec.ref("UserRoomList")), **spec.errors(401, 403, 404)},
+            {"200": spec.json_response("a page", spec.ref("UserRoomList")), **spec.errors(400, 401, 403, 404)},
+            parameters=[
+                spec.query_param(
+                    "limit", {"type": "integer", "minimum": 1, "maximum": conversations.MAX_PAGE}, "page size"
+                ),
+                spec.query_param("cursor", {"type": "string"}, "next_cursor of the previous page"),
+            ],
+            description="API key with the publish scope, or the user's own client JWT.",
+        ),
+    },
+    "/api/v1/users/{user_id}/read": {
+        "parameters": [_USER_ID],
+        "post": spec.operation(
+            "read_all",
+            "Mark every room of the user read",
+            "users",
+            {
+                "200": spec.json_response("the rooms that moved", spec.ref("ReadPositions")),
+                **spec.errors(401, 403, 404),
+            },
             description="API key with the publish scope, or the user's own client JWT.",
         ),
     },

@@ -162,6 +162,7 @@ ROWS: list[Row] = [
     Row("PUT", "/users/{user_id}", BOB, may(CAMPAIGNS), {"tags": ["beta"]}),
     Row("DELETE", "/users/{user_id}", {"user_id": "erin"}, may(), self_user="erin", fresh="erin's profile"),
     Row("GET", "/users/{user_id}/rooms", BOB, may(SELF, PUBLISH)),
+    Row("POST", "/users/{user_id}/read", BOB, may(SELF, PUBLISH)),
     Row("POST", "/users/{user_id}/disconnect", BOB, may(PUBLISH)),
     Row("GET", "/users/{user_id}/export", BOB, may(SELF)),
     Row("GET", "/users/{user_id}/devices", BOB, may(SELF, DEVICES)),
@@ -249,6 +250,10 @@ SOCKET_RULES: dict[str, dict[str, tuple[str, str, str]]] = {
     "read": {"member": (OK, OK, OK), "outsider": (NM, NM, NM)},
     "presence": {"member": (OK, OK, OK), "outsider": (OK, NM, NM)},
 }
+
+#: Events about the caller's own rooms, not one room: every connected user may call them, and each
+#: answers about the caller only (test_user_events).
+USER_EVENTS = ("read:all", "rooms:list")
 
 #: Who plays each role, per kind of room. "member" is a plain member who did not write the message.
 CAST: dict[str, dict[str, str]] = {
@@ -446,7 +451,7 @@ async def test_the_matrix_has_a_row_for_every_socket_event(settings: Settings) -
         events = set(runner.app[SOCKETS].events)
     finally:
         await runner.cleanup()
-    assert {*SOCKET_RULES, "auth:refresh"} == events
+    assert {*SOCKET_RULES, *USER_EVENTS, "auth:refresh"} == events
     for event, rules in SOCKET_RULES.items():
         assert {"member", "outsider"} <= set(rules), event
     assert all(credential in CONNECT_RULES for credential in CREDENTIALS if credential != OTHER)
@@ -590,3 +595,19 @@ async def test_auth_refresh(
         if not bob.sio.connected:
             mismatches.append(f"auth:refresh with {what} cost the connection")
     assert not mismatches, "\n".join(["auth:refresh mismatches:", *mismatches])
+
+
+async def test_user_events_answer_about_the_caller_only(
+    matrix: Matrix, connect: Callable[..., Awaitable[ChatClient]], db: asyncpg.Connection
+) -> None:
+    """rooms:list and read:all act on the caller's own memberships: carol (in no private room of the
+    fixture) sees none of bob's rooms, and her read:all moves none of bob's read positions."""
+    bob, carol = await connect("bob"), await connect("carol")
+    bobs = {r["id"] for r in (await bob.call_ok("rooms:list", {}))["rooms"]}
+    carols = {r["id"] for r in (await carol.call_ok("rooms:list", {}))["rooms"]}
+    assert matrix.fill("<dm>") in bobs and "secret" in bobs
+    assert not carols & {"secret", matrix.fill("<dm>")}
+    before = await db.fetch("SELECT room_id, last_read_seq FROM members WHERE user_id = 'bob' ORDER BY room_id")
+    moved = (await carol.call_ok("read:all", {}))["rooms"]
+    assert set(moved) <= carols
+    assert await db.fetch("SELECT room_id, last_read_seq FROM members WHERE user_id = 'bob' ORDER BY room_id") == before

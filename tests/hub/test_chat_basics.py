@@ -19,7 +19,9 @@ async def test_connect_sends_ready_with_the_users_rooms(connect, hub_url, api_ke
     )
     assert status == 201, body
     alice = await connect("alice")
-    assert alice.events["ready"] == [{"user_id": "alice", "rooms": ["team"]}]
+    assert alice.events["ready"] == [
+        {"user_id": "alice", "rooms": ["team"], "unread": {"team": 0}, "unread_total": 0, "versions": {"team": 0}}
+    ]
     assert await db.fetchval("SELECT last_active_at > now() - interval '1 minute' FROM users WHERE id = 'alice'")
 
 

@@ -32,12 +32,14 @@ EVENTS = [
     "sync",
     "typing",
     "read",
+    "read:all",
+    "rooms:list",
     "presence",
     "auth:refresh",
     "no:such:event",
 ]
 FIELDS = ["room", "client_id", "text", "meta", "reply_to", "id", "before_seq", "after_seq", "limit", "rooms",
-          "typing", "seq", "until", "token"]  # fmt: skip
+          "typing", "seq", "until", "token", "cursor"]  # fmt: skip
 
 scalars = st.one_of(
     st.none(),

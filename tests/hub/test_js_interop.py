@@ -48,15 +48,24 @@ async def test_official_js_client_sends_receives_and_catches_up(hub_url, api_key
     total = BEFORE + AFTER + 1
     assert report["client_version"].startswith("4.8."), report["client_version"]
     assert report["refused"]["data"]["code"] == "token_invalid"
-    assert report["sender_ready"] == {"user_id": "alice", "rooms": ["js-room"]}
-    assert report["receiver_ready"] == {"user_id": "bob", "rooms": ["js-room"]}
-    assert report["receiver_ready_again"] == {"user_id": "bob", "rooms": ["js-room"]}
+    fresh = {"unread": {"js-room": 0}, "unread_total": 0, "versions": {"js-room": 0}}
+    assert report["sender_ready"] == {"user_id": "alice", "rooms": ["js-room"], **fresh}
+    assert report["receiver_ready"] == {"user_id": "bob", "rooms": ["js-room"], **fresh}
+    missed = BEFORE + AFTER  # all alice's, none read by bob yet
+    assert report["receiver_ready_again"] == {
+        "user_id": "bob",
+        "rooms": ["js-room"],
+        "unread": {"js-room": missed},
+        "unread_total": missed,
+        "versions": {"js-room": missed},
+    }
     assert [m["seq"] for m in report["live"]] == list(range(1, BEFORE + 1))
     assert report["resend_ack"]["seq"] == 1
     assert report["invalid_ack"]["ok"] is False
     assert report["invalid_ack"]["error"]["code"] == "invalid_payload"
     assert report["sync"]["seqs"] == list(range(BEFORE + 1, BEFORE + AFTER + 1))
     assert report["sync"]["has_more"] is False
+    assert (report["sync"]["after_version"], report["sync"]["version"]) == (BEFORE, BEFORE + AFTER)
     assert report["live_after_reconnect"] == [total]
     assert report["receiver_seqs"] == list(range(1, total + 1))
 

@@ -217,6 +217,7 @@ def test_the_validator_rejects_a_response_that_breaks_the_schema(contract: Contr
         "name": None,
         "metadata": {},
         "last_seq": 0,
+        "version": 0,
         "created_at": "2026-01-01T00:00:00Z",
         "members": [{"user_id": "alice", "role": "owner", "muted_until": None, "last_read_seq": 0}],
     }
@@ -518,9 +519,31 @@ async def test_real_responses_match_the_document(start_node, api_key, db, contra
         status, body = await api("GET", user_rooms, auth=key, user_id="alice")
         assert status == 200
         unread = {r["id"]: r["unread"] for r in body["rooms"]}
-        assert unread["team"] == 5 and unread[direct_id] == 0
+        assert unread["team"] == 4 and unread[direct_id] == 0  # bob's four; alice's own message is read
         status, body = await api("GET", user_rooms, auth=bob, user_id="bob")
         assert status == 200 and {r["id"] for r in body["rooms"]} == {"team"}
+        status, everything = await api("GET", user_rooms, auth=key, user_id="alice")
+        assert everything["total"] == len(everything["rooms"]) > 1 and everything["next_cursor"] is None
+        assert everything["rooms"][0]["id"] == "team"  # the most recently active
+        assert everything["rooms"][0]["last_message"]["seq"] == 5
+        paged, cursor = [], None
+        while True:  # one room a page: the same rooms in the same order
+            query = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+            status, page = await api("GET", user_rooms, auth=key, user_id="alice", query=query)
+            assert status == 200 and len(page["rooms"]) == 1
+            paged.append(page["rooms"][0]["id"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert paged == [r["id"] for r in everything["rooms"]]
+        status, body = await api("GET", user_rooms, auth=key, user_id="alice", query={"cursor": "not-a-cursor"})
+        assert (status, set(body["error"]["fields"])) == (400, {"cursor"})
+        status, body = await api("POST", "/api/v1/users/{user_id}/read", auth=bob, user_id="alice")
+        assert (status, _code(body)) == (403, "forbidden")
+        status, body = await api("POST", "/api/v1/users/{user_id}/read", auth=alice, user_id="alice")
+        assert (status, body) == (200, {"rooms": {"team": 5}})
+        status, body = await api("GET", user_rooms, auth=alice, user_id="alice")
+        assert body["unread_total"] == 0
         status, body = await api("GET", user_rooms, auth=bob, user_id="alice")
         assert (status, _code(body)) == (403, "forbidden")
         status, body = await api("GET", user_rooms, auth=other_key, user_id="alice")

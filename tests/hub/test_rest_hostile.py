@@ -200,12 +200,15 @@ async def hostile_run(port: int, key: str) -> Credentials:
 
     # the node is unharmed: REST with the same key, an Engine.IO polling handshake, a Socket.IO session
     ok = await exchange(port, http_request("GET", "/api/v1/users/alice/rooms", [("Authorization", f"Bearer {key}")]))
-    assert ok.status == 200 and ok.body == {"rooms": []}, ok.raw[:300]
+    nothing = {"rooms": [], "next_cursor": None, "total": 0, "unread_total": 0}
+    assert ok.status == 200 and ok.body == nothing, ok.raw[:300]
     opened = await exchange(port, http_request("GET", "/socket.io/?EIO=4&transport=polling", []))
     assert opened.status == 200 and opened.raw.partition(b"\r\n\r\n")[2].startswith(b'0{"sid":'), opened.raw[:300]
     client = ChatClient(f"http://127.0.0.1:{port}", jwt)
     await client.open()
-    assert client.events["ready"] == [{"user_id": "alice", "rooms": []}]
+    assert client.events["ready"] == [
+        {"user_id": "alice", "rooms": [], "unread": {}, "unread_total": 0, "versions": {}}
+    ]
     await client.close()
     return secrets
 

@@ -19,7 +19,7 @@ async def test_public_room_join_is_persistent_and_survives_reconnect(connect, se
     alice = await connect("alice")
     assert alice.events["ready"][0]["rooms"] == []
     ack = await alice.call_ok("room:join", {"room": "lobby"})
-    assert ack["room"] == {"id": "lobby", "kind": "public", "name": "Lobby", "last_seq": 0}
+    assert ack["room"] == {"id": "lobby", "kind": "public", "name": "Lobby", "last_seq": 0, "version": 0}
     await alice.close()
     again = await connect("alice")
     assert again.events["ready"][0]["rooms"] == ["lobby"]

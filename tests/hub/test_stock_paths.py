@@ -141,7 +141,9 @@ async def test_a_whole_chat_session_over_polling_only(start_node: Node, api_key:
     await bob.open()
     try:
         assert alice.sio.transport() == "polling" and bob.sio.transport() == "polling"
-        assert alice.events["ready"] == [{"user_id": "alice", "rooms": []}]
+        assert alice.events["ready"] == [
+            {"user_id": "alice", "rooms": [], "unread": {}, "unread_total": 0, "versions": {}}
+        ]
         for client in (alice, bob):
             joined = await client.call_ok("room:join", {"room": "lobby"})
             assert joined["room"]["id"] == "lobby"
@@ -157,7 +159,15 @@ async def test_a_whole_chat_session_over_polling_only(start_node: Node, api_key:
         back = ChatClient(url, token_for("bob"), transports=["polling"])
         await back.open()
         try:
-            assert back.events["ready"] == [{"user_id": "bob", "rooms": ["lobby"]}]
+            assert back.events["ready"] == [  # alice's three messages came after bob joined
+                {
+                    "user_id": "bob",
+                    "rooms": ["lobby"],
+                    "unread": {"lobby": 3},
+                    "unread_total": 3,
+                    "versions": {"lobby": 3},
+                }
+            ]
             synced = await back.call_ok("sync", {"rooms": {"lobby": 1}})
             missed = synced["rooms"]["lobby"]["messages"]
             assert [(m["seq"], m["text"]) for m in missed] == [(2, "missed 2"), (3, "missed 3")]
@@ -230,7 +240,9 @@ async def test_compressed_websocket_sends_receives_and_syncs(
         alice = RawClient(http, url, token_for("alice"))
         await alice.open_websocket(compress=15)
         assert alice.ws is not None and alice.ws.compress == 15  # permessage-deflate negotiated: aiohttp's path
-        assert alice.received("ready") == [{"user_id": "alice", "rooms": []}]
+        assert alice.received("ready") == [
+            {"user_id": "alice", "rooms": [], "unread": {}, "unread_total": 0, "versions": {}}
+        ]
         assert (await alice.emit("room:join", {"room": "lobby"}))["ok"] is True
         text = "compressed " + "words " * 200  # long enough for deflate to matter
         ack = await alice.emit("message:send", {"room": "lobby", "client_id": "a1", "text": text})
@@ -245,7 +257,15 @@ async def test_compressed_websocket_sends_receives_and_syncs(
         again = RawClient(http, url, token_for("alice"))
         await again.open_websocket(compress=15)
         assert again.ws is not None and again.ws.compress == 15
-        assert again.received("ready") == [{"user_id": "alice", "rooms": ["lobby"]}]
+        assert again.received("ready") == [  # bob's two after alice's own
+            {
+                "user_id": "alice",
+                "rooms": ["lobby"],
+                "unread": {"lobby": 2},
+                "unread_total": 2,
+                "versions": {"lobby": 3},
+            }
+        ]
         synced = await again.emit("sync", {"rooms": {"lobby": 2}})
         assert synced["ok"] is True
         assert [(m["seq"], m["text"]) for m in synced["rooms"]["lobby"]["messages"]] == [(3, "while alice is away")]

@@ -177,7 +177,8 @@ async function main() {
   check(sender.socket.connected, "the sender was disconnected after a bad payload");
 
   // The receiver goes away; the sender carries on.
-  const lastSeen = Math.max(...seqsOf(live.map((e) => e.message)));
+  // A client keeps the highest version it has seen per room, and syncs from it (docs/protocol.md).
+  const lastSeen = Math.max(...live.map((e) => e.message.version));
   receiver.socket.disconnect();
   await receiver.waitFor("disconnect");
   const liveBeforeAway = receiver.all("message:new").length;
@@ -193,7 +194,8 @@ async function main() {
   const synced = sync.rooms?.[room];
   check(synced && Array.isArray(synced.messages), `sync answer lacks room ${room}: ${JSON.stringify(sync)}`);
   observed.sync = {
-    after_seq: lastSeen,
+    after_version: lastSeen,
+    version: synced.version,
     seqs: seqsOf(synced.messages),
     texts: synced.messages.map((m) => m.text),
     has_more: synced.has_more,
