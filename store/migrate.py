@@ -50,14 +50,20 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations; return the versions this call applied."""
+async def migrate(conn: asyncpg.Connection, *, up_to: int | None = None) -> list[int]:
+    """Apply pending migrations; return the versions this call applied.
+
+    ``up_to`` stops after that version (the later ones stay pending, for a later call to apply): a
+    test builds a database as an older release left it, fills it, then migrates the rest.
+    """
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await conn.execute(CREATE_TABLE)
         done = {row["version"] for row in await conn.fetch(SELECT_APPLIED)}
         for migration in load_migrations():
+            if up_to is not None and migration.version > up_to:
+                break
             if migration.version in done:
                 continue
             async with conn.transaction():
