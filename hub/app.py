@@ -26,6 +26,7 @@ from hub.rest import campaigns as campaigns_routes
 from hub.rest import dev as dev_routes
 from hub.rest import devices as devices_routes
 from hub.rest import messages as messages_routes
+from hub.rest import moderation as moderation_routes
 from hub.rest import notifications as notifications_routes
 from hub.rest import privacy as privacy_routes
 from hub.rest import rooms as rooms_routes
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(rooms_routes.routes)
     app.add_routes(messages_routes.routes)
+    app.add_routes(moderation_routes.routes)
     app.add_routes(users_routes.routes)
     app.add_routes(devices_routes.routes)
     app.add_routes(notifications_routes.routes)

@@ -50,9 +50,11 @@ class ChatEvents:
             "auth:refresh": self.auth_refresh,
         }
 
-    def _member_room(self, conn: Conn, data: dict[str, Any]) -> str:
+    async def _member_room(self, conn: Conn, data: dict[str, Any]) -> str:
+        """The payload's room, one this connection follows (``banned`` or ``not_member`` if not)."""
         room_id = payloads.required_id(data, "room")
         if room_id not in conn.rooms:
+            await membership.refuse_banned(self.hub.pool, room_id, conn.user_id)
             raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
         return room_id
 
@@ -62,8 +64,8 @@ class ChatEvents:
 
     async def room_join(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         room_id = payloads.required_id(data, "room")
-        room, _ = await membership.join(self.hub.pool, room_id, conn.user_id)
-        await self.hub.realtime.member_added(room_id, conn.user_id)
+        room, added = await membership.join(self.hub.pool, room_id, conn.user_id)
+        await self.hub.realtime.member_added(room_id, conn.user_id, role="member" if added else None)
         return {"ok": True, "room": _room_summary(room)}
 
     async def room_leave(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +81,7 @@ class ChatEvents:
 
     async def message_send(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         out = chat.Outgoing(
-            room_id=self._member_room(conn, data),
+            room_id=await self._member_room(conn, data),
             sender_id=conn.user_id,
             client_id=payloads.required_id(data, "client_id"),
             text=payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long=Code.TOO_LARGE),
@@ -98,7 +100,7 @@ class ChatEvents:
         return {"ok": True, "message": message}
 
     async def message_edit(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
-        room_id = self._member_room(conn, data)  # an author who left or was removed no longer writes here
+        room_id = await self._member_room(conn, data)  # an author who left or was removed no longer writes here
         message_id = payloads.required_integer(data, "id", minimum=1)
         text = payloads.required_text(data, "text", self.hub.settings.max_text_length, too_long=Code.TOO_LARGE)
         row = await chat.edit(self.hub.pool, room_id, message_id, conn.user_id, text)
@@ -107,7 +109,7 @@ class ChatEvents:
         return {"ok": True, "message": message}
 
     async def message_delete(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
-        room_id = self._member_room(conn, data)
+        room_id = await self._member_room(conn, data)
         message_id = payloads.required_integer(data, "id", minimum=1)
         row = await chat.delete(self.hub.pool, room_id, message_id, conn.user_id)
         message = render.message(row)
@@ -159,7 +161,7 @@ class ChatEvents:
         }
 
     async def typing(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
-        room_id = self._member_room(conn, data)
+        room_id = await self._member_room(conn, data)
         is_typing = payloads.boolean(data, "typing")
         if not is_typing or not self.hub.typing_rate.take(f"{room_id}\n{conn.user_id}"):
             await self.hub.realtime.to_room(
@@ -171,7 +173,7 @@ class ChatEvents:
         return {"ok": True}
 
     async def read(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
-        room_id = self._member_room(conn, data)
+        room_id = await self._member_room(conn, data)
         seq = payloads.integer(data, "seq")  # absent: up to the room's last message
         stored = await conversations.mark_read(self.hub.pool, room_id, conn.user_id, seq)
         await self.hub.realtime.read_moved(conn.user_id, {room_id: stored})

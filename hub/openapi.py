@@ -19,7 +19,19 @@ from typing import Any
 from aiohttp import web
 
 from hub.errors import STATUS_BY_CODE
-from hub.rest import campaigns, dev, devices, messages, notifications, privacy, rooms, segments, spec, users
+from hub.rest import (
+    campaigns,
+    dev,
+    devices,
+    messages,
+    moderation,
+    notifications,
+    privacy,
+    rooms,
+    segments,
+    spec,
+    users,
+)
 
 routes = web.RouteTableDef()
 
@@ -71,6 +83,7 @@ SOURCES: tuple[tuple[dict[str, dict[str, Any]], dict[str, spec.Schema]], ...] = 
     (PATHS, SCHEMAS),
     (rooms.PATHS, rooms.SCHEMAS),
     (messages.PATHS, messages.SCHEMAS),
+    (moderation.PATHS, moderation.SCHEMAS),
     (users.PATHS, users.SCHEMAS),
     (devices.PATHS, devices.SCHEMAS),
     (notifications.PATHS, notifications.SCHEMAS),

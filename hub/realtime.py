@@ -18,6 +18,10 @@ def user_channel(user_id: str) -> str:
     return f"u:{user_id}"
 
 
+#: Why a member may be taken out of a room by someone else (``member:removed``'s ``reason``).
+REMOVALS = ("removed", "banned")
+
+
 class Realtime:
     def __init__(self, sio: socketio.AsyncServer, manager: HubManager) -> None:
         self.sio = sio
@@ -39,13 +43,30 @@ class Realtime:
         for room_id, seq in moved.items():
             await self.to_room("read", room_id, {"room": room_id, "user_id": user_id, "seq": seq})
 
-    async def member_added(self, room_id: str, user_id: str) -> None:
-        """Subscribe the user's live sockets, on every node, to the room."""
+    async def member_added(self, room_id: str, user_id: str, *, role: str | None = None) -> None:
+        """Subscribe the user's live sockets, on every node, to the room; with ``role`` (a member who
+        is new), tell the room ``member:joined``."""
         await self.manager.publish_control("join", room=room_id, user=user_id)
+        if role is not None:
+            await self.to_room("member:joined", room_id, {"room": room_id, "user_id": user_id, "role": role})
 
     async def member_removed(self, room_id: str, user_id: str, reason: str) -> None:
-        """Unsubscribe the user's live sockets from the room and tell them why."""
+        """Unsubscribe the user's live sockets from the room and tell them why (``room:removed``);
+        tell the room's other members ``member:left`` or ``member:removed`` (not when the room is
+        deleted: every member gets ``room:removed`` then)."""
         await self.manager.publish_control("leave", room=room_id, user=user_id, reason=reason)
+        if reason == "left":
+            await self.to_room("member:left", room_id, {"room": room_id, "user_id": user_id})
+        elif reason in REMOVALS:
+            await self.to_room("member:removed", room_id, {"room": room_id, "user_id": user_id, "reason": reason})
+
+    async def member_updated(self, room_id: str, member: dict[str, Any]) -> None:
+        """``member:updated`` (a role or post-mute changed) to the room."""
+        await self.to_room("member:updated", room_id, {"room": room_id, "member": member})
+
+    async def room_updated(self, room: dict[str, Any]) -> None:
+        """``room:updated`` (frozen or not) to the room."""
+        await self.to_room("room:updated", room["id"], {"room": room})
 
     async def disconnect_user(self, user_id: str, code: str, message: str) -> None:
         """Close every connection of the user, on every node."""

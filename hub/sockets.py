@@ -21,6 +21,7 @@ from hub.chat_events import ChatEvents, Handler
 from hub.connections import Conn
 from hub.context import Hub
 from hub.errors import HubError, ack_error, as_hub_error
+from hub.moderation_events import ModerationEvents
 from hub.realtime import room_channel, user_channel
 from hub.transport import environ as transport_environ
 from rooms import conversations
@@ -35,7 +36,7 @@ class ChatSockets:
         self.hub = hub
         self.sio = sio
         self._tasks: set[asyncio.Task[None]] = set()
-        self.events: dict[str, Handler] = ChatEvents(hub).handlers()
+        self.events: dict[str, Handler] = {**ChatEvents(hub).handlers(), **ModerationEvents(hub).handlers()}
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         sio.on("*", self.dispatch)

@@ -3,7 +3,8 @@
 - anyone authenticated may read and join a ``public`` room;
 - only members may read or post in ``private`` and ``direct`` rooms;
 - owners and admins manage members, roles and deletion (only an owner grants or takes ``owner``);
-- a ``direct`` room has exactly two members, and the same pair always gets the same room.
+- a ``direct`` room has exactly two members, and the same pair always gets the same room;
+- a user banned from a room (:mod:`rooms.moderation`) can neither join, read nor be added to it.
 
 An ``actor`` of None is a backend service holding a ``publish`` key: it may manage any room.
 """
@@ -17,8 +18,10 @@ from typing import Any
 
 import asyncpg
 
+from config.clock import iso
 from config.errors import Code
 from rooms.errors import ChatError
+from store import moderation as moderation_store
 from store import rooms as room_store
 from store import users as user_store
 
@@ -79,11 +82,21 @@ async def room_or_404(conn: asyncpg.Pool | asyncpg.Connection, room_id: str) -> 
     return row
 
 
+async def refuse_banned(conn: asyncpg.Pool | asyncpg.Connection, room_id: str, user_id: str) -> None:
+    """``banned`` while the user's ban from the room lasts."""
+    ban = await moderation_store.active_ban(conn, room_id, user_id)
+    if ban is not None:
+        until = f" until {iso(ban['until'])}" if ban["until"] is not None else ""
+        raise ChatError(Code.BANNED, f"{user_id} is banned from this room{until}")
+
+
 async def readable_room(pool: asyncpg.Pool, room_id: str, user_id: str | None) -> asyncpg.Record:
     """The room, when ``user_id`` (None: a service) may read it."""
     row = await room_or_404(pool, room_id)
-    if user_id is not None and row["kind"] != "public" and await room_store.get_member(pool, room_id, user_id) is None:
-        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
+    if user_id is not None and await room_store.get_member(pool, room_id, user_id) is None:
+        await refuse_banned(pool, room_id, user_id)
+        if row["kind"] != "public":
+            raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
     return row
 
 
@@ -94,6 +107,7 @@ async def join(pool: asyncpg.Pool, room_id: str, user_id: str) -> tuple[asyncpg.
         return row, False
     if row["kind"] != "public":
         raise ChatError(Code.FORBIDDEN, "only public rooms can be joined; ask an admin of the room to add you")
+    await refuse_banned(pool, room_id, user_id)
     return row, await room_store.join(pool, room_id, user_id)
 
 
@@ -104,7 +118,7 @@ async def leave(pool: asyncpg.Pool, room_id: str, user_id: str) -> asyncpg.Recor
     return row
 
 
-async def _require_manager(conn: asyncpg.Connection | asyncpg.Pool, room_id: str, actor: str | None) -> str:
+async def require_manager(conn: asyncpg.Connection | asyncpg.Pool, room_id: str, actor: str | None) -> str:
     """The actor's role when it may manage the room ('service' for a backend service)."""
     if actor is None:
         return "service"
@@ -128,8 +142,10 @@ async def put_member(
     """Add or change a member; return the member row and whether it was added."""
     async with pool.acquire() as conn, conn.transaction():
         room = await room_or_404(conn, room_id)
-        actor_role = await _require_manager(conn, room_id, actor)
+        actor_role = await require_manager(conn, room_id, actor)
         current = await room_store.get_member(conn, room_id, user_id)
+        if current is None:
+            await refuse_banned(conn, room_id, user_id)
         if room["kind"] == "direct" and current is None:
             raise ChatError(Code.FORBIDDEN, "a direct room keeps its two members")
         if actor_role == "admin" and "owner" in (role, current["role"] if current else None):
@@ -143,7 +159,7 @@ async def remove_member(pool: asyncpg.Pool, room_id: str, actor: str | None, use
     async with pool.acquire() as conn, conn.transaction():
         await room_or_404(conn, room_id)
         if actor != user_id:
-            actor_role = await _require_manager(conn, room_id, actor)
+            actor_role = await require_manager(conn, room_id, actor)
             target = await room_store.get_member(conn, room_id, user_id)
             if target is not None and target["role"] == "owner" and actor_role == "admin":
                 raise ChatError(Code.FORBIDDEN, "an admin may not remove an owner")
@@ -155,7 +171,7 @@ async def delete_room(pool: asyncpg.Pool, room_id: str, actor: str | None) -> li
     """Delete the room; return the ids of its members at that moment."""
     async with pool.acquire() as conn, conn.transaction():
         await room_or_404(conn, room_id)
-        await _require_manager(conn, room_id, actor)
+        await require_manager(conn, room_id, actor)
         members = await room_store.member_ids(conn, room_id)
         await room_store.delete_room(conn, room_id)
     return members

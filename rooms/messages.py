@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from config.errors import Code
+from rooms import moderation
 from rooms.errors import ChatError
 from rooms.membership import room_or_404
 from store import messages as message_store
@@ -208,9 +209,9 @@ async def send(
     existing = await message_store.by_client_id(pool, out.room_id, out.sender_id, out.client_id)
     if existing is not None:
         return existing, False
-    await room_or_404(pool, out.room_id)
-    if not as_service and await room_store.get_member(pool, out.room_id, out.sender_id) is None:
-        raise ChatError(Code.NOT_MEMBER, "you are not a member of this room")
+    room = await room_or_404(pool, out.room_id)
+    if not as_service:
+        await moderation.may_post(pool, room, out.sender_id)
     if out.reply_to is not None:
         raise ChatError(
             Code.INVALID_PAYLOAD,

@@ -36,6 +36,7 @@ def room(row: asyncpg.Record) -> dict[str, Any]:
         "metadata": row["metadata"],
         "last_seq": row["last_seq"],
         "version": row["version"],
+        "frozen": row["frozen"],
         "created_at": iso(row["created_at"]),
     }
 
@@ -45,6 +46,7 @@ def member(row: asyncpg.Record) -> dict[str, Any]:
         "user_id": row["user_id"],
         "role": row["role"],
         "muted_until": iso(row["muted_until"]),
+        "post_muted_until": iso(row["post_muted_until"]),
         "last_read_seq": row["last_read_seq"],
     }
 
@@ -67,6 +69,7 @@ def user_room(row: asyncpg.Record) -> dict[str, Any]:
         "active_at": iso(row["active_at"]),
         "role": row["role"],
         "muted_until": iso(row["muted_until"]),
+        "post_muted_until": iso(row["post_muted_until"]),
         "last_read_seq": row["last_read_seq"],
         "unread": row["unread"],
         "last_message": last,

@@ -23,6 +23,12 @@ MESSAGE_COLUMNS = (
     "id, room_id, seq, version, sender_id, client_id, text, meta, reply_to, created_at, edited_at, deleted, system"
 )
 
+# A member row (``members``) whose user may post in the room ``{room}``: not muted from posting, and
+# an owner or admin when the room is frozen (migration 0010).  Services (as_service) skip it.
+MAY_POST = (
+    "(post_muted_until IS NULL OR post_muted_until <= now())"
+    " AND (role IN ('owner', 'admin') OR NOT (SELECT frozen FROM rooms f WHERE f.id = {room}))"
+)
 # One round trip: bump the room's seq and version only when the sender is a member, the client_id
 # is new and reply_to (if any) is a message of the same room; then insert with them, and move the
 # sender's read position to their own message.  The room's row is the statement's first lock and
@@ -31,7 +37,9 @@ INSERT = f"""
 WITH bump AS (
     UPDATE rooms SET last_seq = last_seq + 1, version = version + 1, last_message_at = now()
     WHERE id = $1
-      AND ($7 OR EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2))
+      AND ($7 OR EXISTS (
+          SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2 AND {MAY_POST.format(room="rooms.id")}
+      ))
       AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender_id = $2 AND client_id = $3)
       AND ($6::bigint IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $6 AND room_id = $1))
     RETURNING last_seq, version
@@ -58,7 +66,7 @@ SELECT * FROM stored
 # updates them: UPDATE ... FROM locks rows in whatever order its join yields them, and two nodes'
 # batches over the same rooms deadlocked ("while updating tuple ... in relation rooms").  FOR NO
 # KEY UPDATE is the lock the UPDATE takes anyway, so it waits for nothing the UPDATE would not.
-INSERT_MANY = """
+INSERT_MANY = f"""
 WITH input AS (
     SELECT e->>0 AS room_id, e->>1 AS sender_id, e->>2 AS client_id, e->>3 AS text, (e->4)::jsonb AS meta,
            (e->>5)::bigint AS reply_to, (e->>6)::bool AS as_service, ord
@@ -66,7 +74,10 @@ WITH input AS (
 ),
 ok AS (
     SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.ord) AS rn FROM input i
-    WHERE (i.as_service OR EXISTS (SELECT 1 FROM members WHERE room_id = i.room_id AND user_id = i.sender_id))
+    WHERE (i.as_service OR EXISTS (
+        SELECT 1 FROM members
+        WHERE room_id = i.room_id AND user_id = i.sender_id AND {MAY_POST.format(room="i.room_id")}
+    ))
       AND NOT EXISTS (
           SELECT 1 FROM messages WHERE room_id = i.room_id AND sender_id = i.sender_id AND client_id = i.client_id
       )

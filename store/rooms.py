@@ -9,7 +9,8 @@ import asyncpg
 
 from store.db import Executor
 
-ROOM_COLUMNS = "id, kind, name, metadata, last_seq, version, last_message_at, created_by, created_at"
+ROOM_COLUMNS = "id, kind, name, metadata, last_seq, version, last_message_at, frozen, created_by, created_at"
+MEMBER_COLUMNS = "room_id, user_id, role, muted_until, post_muted_until, last_read_seq"
 
 INSERT_ROOM = f"""
 INSERT INTO rooms (id, kind, name, metadata, direct_key, created_by)
@@ -21,21 +22,17 @@ SELECT_ROOM = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"
 SELECT_DIRECT = f"SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"
 DELETE_ROOM = "DELETE FROM rooms WHERE id = $1 RETURNING id"
 
-SELECT_MEMBER = (
-    "SELECT room_id, user_id, role, muted_until, last_read_seq FROM members WHERE room_id = $1 AND user_id = $2"
-)
-SELECT_MEMBERS = """
-SELECT room_id, user_id, role, muted_until, last_read_seq FROM members WHERE room_id = $1 ORDER BY joined_at, user_id
-"""
+SELECT_MEMBER = f"SELECT {MEMBER_COLUMNS} FROM members WHERE room_id = $1 AND user_id = $2"
+SELECT_MEMBERS = f"SELECT {MEMBER_COLUMNS} FROM members WHERE room_id = $1 ORDER BY joined_at, user_id"
 SELECT_MEMBER_IDS = "SELECT user_id FROM members WHERE room_id = $1"
 # A new member's read position starts at the room's last seq: what came before they joined is not
 # unread to them.
-UPSERT_MEMBER = """
+UPSERT_MEMBER = f"""
 INSERT INTO members (room_id, user_id, role, muted_until, last_read_seq)
 SELECT $1, $2, $3, $4, last_seq FROM rooms WHERE id = $1
 ON CONFLICT (room_id, user_id) DO UPDATE
 SET role = coalesce($5, members.role), muted_until = CASE WHEN $6 THEN $4 ELSE members.muted_until END
-RETURNING room_id, user_id, role, muted_until, last_read_seq, (xmax = 0) AS inserted
+RETURNING {MEMBER_COLUMNS}, (xmax = 0) AS inserted
 """
 JOIN_MEMBER = """
 INSERT INTO members (room_id, user_id, role, last_read_seq)
@@ -43,9 +40,9 @@ SELECT $1, $2, 'member', last_seq FROM rooms WHERE id = $1
 ON CONFLICT (room_id, user_id) DO NOTHING
 """
 DELETE_MEMBER = "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING user_id"
-SET_MUTE = """
+SET_MUTE = f"""
 UPDATE members SET muted_until = $3 WHERE room_id = $1 AND user_id = $2
-RETURNING room_id, user_id, role, muted_until, last_read_seq
+RETURNING {MEMBER_COLUMNS}
 """
 SET_READ = """
 UPDATE members SET last_read_seq = greatest(last_read_seq, least(coalesce($3, r.last_seq), r.last_seq))
@@ -68,9 +65,9 @@ _UNREAD = f"""(
 # A user's rooms, the most recently active first (its last message, else its creation), keyset-paged
 # by (activity, id) after the cursor ($2, $3), each with the member's state and the last message.
 USER_ROOMS = f"""
-SELECT r.id, r.kind, r.name, r.metadata, r.last_seq, r.version, r.last_message_at, r.created_by, r.created_at,
-       coalesce(r.last_message_at, r.created_at) AS active_at,
-       m.role, m.muted_until, m.last_read_seq, {_UNREAD} AS unread,
+SELECT r.id, r.kind, r.name, r.metadata, r.last_seq, r.version, r.last_message_at, r.frozen, r.created_by,
+       r.created_at, coalesce(r.last_message_at, r.created_at) AS active_at,
+       m.role, m.muted_until, m.post_muted_until, m.last_read_seq, {_UNREAD} AS unread,
        lm.id AS last_id, lm.sender_id AS last_sender_id, lm.text AS last_text,
        lm.created_at AS last_created_at, lm.deleted AS last_deleted, lm.system AS last_system
 FROM members m JOIN rooms r ON r.id = m.room_id

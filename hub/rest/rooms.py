@@ -14,7 +14,7 @@ from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
 from hub.rest.common import Principal, hub_of, json_body, principal, require_scope
-from rooms import membership, render
+from rooms import membership, moderation, render
 from store import rooms as room_store
 
 routes = web.RouteTableDef()
@@ -37,9 +37,14 @@ NEW_ROOM = bodies.Body(
 )
 #: PUT and PATCH /rooms/{id}/members/{user_id}
 MEMBER = bodies.Body(
-    {"role": bodies.choice(membership.ROLES), "muted_until": bodies.timestamp()},
-    description="PUT sets muted_until (absent: not muted); PATCH changes only the fields given. "
-    "A client may only PATCH its own muted_until.",
+    {
+        "role": bodies.choice(membership.ROLES),
+        "muted_until": bodies.timestamp(),
+        "post_muted_until": bodies.timestamp(),
+    },
+    description="PUT sets muted_until and post_muted_until (absent: none); PATCH changes only the fields "
+    "given. muted_until (no offline pushes) is the member's own: a client PATCHes only its own. role and "
+    "post_muted_until (may not post until then) are for a publish key or an owner or admin of the room.",
 )
 
 
@@ -106,37 +111,51 @@ async def delete_room(request: web.Request) -> web.Response:
 
 
 async def _put_member(request: web.Request, *, replace: bool) -> web.Response:
+    """A publish key, or a client: an owner or admin of the room (roles and post-mutes), or any member
+    changing its own ``muted_until`` (PATCH)."""
     room_id = request.match_info["room_id"]
     user_id = payloads.required_id({"user_id": request.match_info["user_id"]}, "user_id")
     who = await principal(request)
     hub = hub_of(request)
-    if who.key is None:
-        if replace or who.user_id != user_id:
-            raise HubError(Code.FORBIDDEN, "a client may only change its own mute")
-        body = await json_body(request, MEMBER)
-        if "role" in body:
-            raise HubError(Code.FORBIDDEN, "a client may only change its own mute")
-        if "muted_until" in body:
-            row = await membership.mute(
-                hub.pool, room_id, user_id, MEMBER.parse(body, only=("muted_until",))["muted_until"]
-            )
-        else:
-            await membership.room_or_404(hub.pool, room_id)
-            row = await room_store.get_member(hub.pool, room_id, user_id)
-            if row is None:
-                raise HubError(Code.NOT_MEMBER, "you are not a member of this room")
-        return web.json_response(render.member(row))
+    if who.key is not None and not who.has_scope("publish"):
+        raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
     body = await json_body(request, MEMBER)
     member = MEMBER.parse(body)
-    role, muted_until = member["role"], member["muted_until"]
-    if not who.has_scope("publish"):
-        raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
+    if who.key is None and not replace and who.user_id == user_id and set(body) <= {"muted_until"}:
+        return web.json_response(render.member(await _own_mute(request, room_id, user_id, body, member)))
+    if who.key is None and "muted_until" in body:
+        raise HubError(Code.FORBIDDEN, "muted_until is each member's own; managers set role and post_muted_until")
+    actor = who.user_id  # None for a key: a service may manage any room
     row, added = await membership.put_member(
-        hub.pool, room_id, None, user_id, role, muted_until, set_mute=replace or "muted_until" in body
+        hub.pool,
+        room_id,
+        actor,
+        user_id,
+        member["role"],
+        member["muted_until"],
+        set_mute=who.key is not None and (replace or "muted_until" in body),
     )
+    if "post_muted_until" in body or (replace and row["post_muted_until"] is not None):
+        row = await moderation.post_mute(hub.pool, room_id, actor, user_id, member["post_muted_until"])
     if added:
-        await hub.realtime.member_added(room_id, user_id)
+        await hub.realtime.member_added(room_id, user_id, role=row["role"])
+    else:
+        await hub.realtime.member_updated(room_id, render.member(row))
     return web.json_response(render.member(row), status=201 if added else 200)
+
+
+async def _own_mute(
+    request: web.Request, room_id: str, user_id: str, body: dict[str, Any], member: dict[str, Any]
+) -> Any:
+    """A member's own notification mute (or, with an empty body, the member as it is)."""
+    pool = hub_of(request).pool
+    if "muted_until" in body:
+        return await membership.mute(pool, room_id, user_id, member["muted_until"])
+    await membership.room_or_404(pool, room_id)
+    row = await room_store.get_member(pool, room_id, user_id)
+    if row is None:
+        raise HubError(Code.NOT_MEMBER, "you are not a member of this room")
+    return row
 
 
 @routes.put("/api/v1/rooms/{room_id}/members/{user_id}")
@@ -151,11 +170,14 @@ async def patch_member(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/rooms/{room_id}/members/{user_id}")
 async def remove_member(request: web.Request) -> web.Response:
-    await require_scope(request, "publish")
+    """A publish key, an owner or admin of the room (their client JWT), or the member itself (leaving)."""
+    who = await principal(request)
+    if who.key is not None and not who.has_scope("publish"):
+        raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
     room_id, user_id = request.match_info["room_id"], request.match_info["user_id"]
     hub = hub_of(request)
-    await membership.remove_member(hub.pool, room_id, None, user_id)
-    await hub.realtime.member_removed(room_id, user_id, "removed")
+    await membership.remove_member(hub.pool, room_id, who.user_id, user_id)
+    await hub.realtime.member_removed(room_id, user_id, "left" if user_id == who.user_id else "removed")
     return web.Response(status=204)
 
 
@@ -168,11 +190,13 @@ ROOM_FIELDS: spec.Schema = {
     "metadata": spec.OPEN_OBJECT,
     "last_seq": spec.COUNT,
     "version": {**spec.COUNT, "description": "bumped by every send, edit and delete; what sync takes"},
+    "frozen": {"type": "boolean", "description": "only owners and admins post"},
     "created_at": spec.TIMESTAMP,
 }
 MEMBER_FIELDS: spec.Schema = {
     "role": {"enum": list(membership.ROLES)},
     "muted_until": spec.nullable(spec.TIMESTAMP),
+    "post_muted_until": spec.nullable(spec.TIMESTAMP),
     "last_read_seq": spec.COUNT,
 }
 

@@ -21,8 +21,24 @@ UPDATE rooms r SET version = r.last_seq,
 -- miss what came before (their position starts at the room's last seq when they join).  Members
 -- who had read nothing start at their last own message, or at the last seq of the room when they
 -- joined after its last message.
-UPDATE members m SET last_read_seq = greatest(
-    m.last_read_seq,
-    coalesce((SELECT max(seq) FROM messages x WHERE x.room_id = m.room_id AND x.sender_id = m.user_id), 0),
-    coalesce((SELECT max(seq) FROM messages x WHERE x.room_id = m.room_id AND x.created_at <= m.joined_at), 0)
-);
+--
+-- One pass over the messages (a lookup per member was O(messages x members): two days on a million
+-- messages and 10,000 members, under the ALTERs' locks): the last own message of each sender, and the
+-- last seq before each join, from one timeline of messages and joins per room.
+WITH own AS (
+    SELECT room_id, sender_id AS user_id, max(seq) AS seq FROM messages GROUP BY room_id, sender_id
+),
+timeline AS (
+    SELECT room_id, created_at AS at, 0 AS kind, seq, NULL::text AS user_id FROM messages
+    UNION ALL
+    SELECT room_id, joined_at, 1, NULL, user_id FROM members
+),
+at_join AS (
+    -- the last seq created at or before each join (messages sort before a join at the same instant)
+    SELECT room_id, user_id,
+           max(seq) OVER (PARTITION BY room_id ORDER BY at, kind ROWS UNBOUNDED PRECEDING) AS seq
+    FROM timeline
+)
+UPDATE members m SET last_read_seq = greatest(m.last_read_seq, coalesce(o.seq, 0), coalesce(j.seq, 0))
+FROM at_join j LEFT JOIN own o ON o.room_id = j.room_id AND o.user_id = j.user_id
+WHERE j.user_id IS NOT NULL AND m.room_id = j.room_id AND m.user_id = j.user_id;

@@ -120,8 +120,13 @@ REST_TABLE: list[tuple[str | None, str, str, Any, int, str | None]] = [
     ("jwt:bob", "PATCH", "/rooms/secret/members/bob", MUTE, 200, None),
     ("jwt:bob", "PATCH", "/rooms/secret/members/alice", MUTE, 403, "forbidden"),
     ("jwt:bob", "PATCH", "/rooms/secret/members/bob", {"role": "admin"}, 403, "forbidden"),
-    ("jwt:alice", "PUT", "/rooms/secret/members/carol", {"role": "member"}, 403, "forbidden"),
-    ("jwt:alice", "DELETE", "/rooms/secret/members/bob", None, 403, "forbidden"),
+    # the room's owner (alice) and admin (dave) manage members from their clients; a plain member may not
+    ("jwt:alice", "PUT", "/rooms/secret/members/carol", {"role": "member"}, 201, None),
+    ("jwt:dave", "PUT", "/rooms/secret/members/carol", {"role": "owner"}, 403, "forbidden"),
+    ("jwt:bob", "PUT", "/rooms/secret/members/carol", {"role": "member"}, 403, "forbidden"),
+    ("jwt:alice", "DELETE", "/rooms/secret/members/bob", None, 204, None),
+    ("jwt:bob", "DELETE", "/rooms/secret/members/dave", None, 403, "forbidden"),
+    ("jwt:carol", "DELETE", "/rooms/secret/members/bob", None, 403, "not_member"),
     # GET /users/U/rooms: only U's own
     ("jwt:bob", "GET", "/users/bob/rooms", None, 200, None),
     ("jwt:bob", "GET", "/users/alice/rooms", None, 403, "forbidden"),

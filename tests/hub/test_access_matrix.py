@@ -111,6 +111,7 @@ LATER = {"schedule": {"kind": "at", "at": "2099-01-01T00:00:00Z"}}
 
 SECRET, DM, LOBBY = {"room_id": "secret"}, {"room_id": "<dm>"}, {"room_id": "lobby"}
 BOB = {"user_id": "bob"}
+ZED = {"user_id": "zed"}
 NOTIFICATION = {"notification_id": "<notification>"}
 SEGMENT_ID, NEW_SEGMENT_ID = {"segment_id": "<segment>"}, {"segment_id": "<new segment>"}
 CAMPAIGN_ID, NEW_CAMPAIGN_ID = {"campaign_id": "<campaign>"}, {"campaign_id": "<new campaign>"}
@@ -126,11 +127,11 @@ ROWS: list[Row] = [
     Row("GET", "/rooms/{room_id}", DM, may(SELF, PUBLISH), refused={OTHER: NOT_MEMBER}),
     Row("GET", "/rooms/{room_id}", LOBBY, may(SELF, OTHER, PUBLISH), self_user="alice"),
     Row("DELETE", "/rooms/{room_id}", {"room_id": "doomed"}, may(PUBLISH), fresh="room doomed, owned by bob"),
-    Row(
+    Row(  # an owner (alice) manages members from her client; a plain member (bob) may not
         "PUT",
         "/rooms/{room_id}/members/{user_id}",
         {**SECRET, **BOB},
-        may(PUBLISH),
+        may(OTHER, PUBLISH),
         {"role": "member"},
         other_user="alice",
     ),
@@ -145,14 +146,27 @@ ROWS: list[Row] = [
         other_user="alice",
         refused={SELF: NOT_MEMBER},  # an own mute needs a membership
     ),
-    Row(
+    Row(  # bob leaves, the owner removes him, a key removes him
         "DELETE",
         "/rooms/{room_id}/members/{user_id}",
         {**SECRET, **BOB},
-        may(PUBLISH),
+        may(SELF, OTHER, PUBLISH),
         other_user="alice",
         fresh="bob in secret",
     ),
+    # -- moderation. publish key, or an owner or admin of the room (alice owns secret); bob is a plain member
+    Row("PATCH", "/rooms/{room_id}", SECRET, may(OTHER, PUBLISH), {"frozen": False}, other_user="alice"),
+    Row("GET", "/rooms/{room_id}/bans", SECRET, may(OTHER, PUBLISH), other_user="alice"),
+    Row("PUT", "/rooms/{room_id}/bans/{user_id}", {**SECRET, **ZED}, may(OTHER, PUBLISH), {}, other_user="alice"),
+    Row(
+        "DELETE",
+        "/rooms/{room_id}/bans/{user_id}",
+        {**SECRET, **ZED},
+        may(OTHER, PUBLISH),
+        other_user="alice",
+        fresh="zed banned from secret",
+    ),
+    Row("GET", "/rooms/{room_id}/reports", SECRET, may(OTHER, PUBLISH), other_user="alice"),
     Row("GET", "/rooms/{room_id}/messages", SECRET, may(SELF, PUBLISH), refused={OTHER: NOT_MEMBER}),
     Row("GET", "/rooms/{room_id}/messages", DM, may(SELF, PUBLISH), refused={OTHER: NOT_MEMBER}),
     Row("GET", "/rooms/{room_id}/messages", LOBBY, may(SELF, OTHER, PUBLISH), self_user="alice"),
@@ -218,7 +232,7 @@ METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 
 # -- socket events ----------------------------------------------------------------------------------
 
-F, NM = "forbidden", "not_member"
+F, NM, NF = "forbidden", "not_member", "not_found"
 KINDS = ("public", "private", "direct")
 
 #: The ack of each event (OK or the error code) by role, in a public, a private and a direct room.
@@ -249,6 +263,15 @@ SOCKET_RULES: dict[str, dict[str, tuple[str, str, str]]] = {
     "typing": {"member": (OK, OK, OK), "outsider": (NM, NM, NM)},
     "read": {"member": (OK, OK, OK), "outsider": (NM, NM, NM)},
     "presence": {"member": (OK, OK, OK), "outsider": (OK, NM, NM)},
+    # moderation, on zed (a plain member of lobby and secret): the owner (alice) may, except in a direct
+    # room (no owner there; no bans); a plain member may not; an outsider is not a member
+    "member:set": {"owner": (OK, OK, F), "member": (F, F, F), "outsider": (NM, NM, NM)},
+    "member:remove": {"owner": (OK, OK, F), "member": (F, F, F), "outsider": (NM, NM, NM)},
+    "member:ban": {"owner": (OK, OK, F), "member": (F, F, F), "outsider": (NM, NM, F)},
+    "member:unban": {"owner": (NF, NF, F), "member": (F, F, F), "outsider": (NM, NM, NM)},  # zed is not banned
+    "member:mute": {"owner": (OK, OK, F), "member": (F, F, F), "outsider": (NM, NM, NM)},
+    "room:freeze": {"owner": (OK, OK, F), "member": (F, F, F), "outsider": (NM, NM, NM)},
+    "message:report": {"owner": (OK, OK, OK), "member": (OK, OK, OK), "outsider": (OK, NM, NM)},
 }
 
 #: Events about the caller's own rooms, not one room: every connected user may call them, and each
@@ -260,6 +283,7 @@ CAST: dict[str, dict[str, str]] = {
     "member": {"public": "erin", "private": "bob", "direct": "bob"},
     "outsider": {"public": "carol", "private": "carol", "direct": "carol"},
     "author": {"public": "alice", "private": "alice", "direct": "alice"},
+    "owner": {"public": "alice", "private": "alice", "direct": "alice"},  # of lobby and secret; in the dm, a member
     "former author": {"public": "frank", "private": "frank", "direct": "frank"},
 }
 ROOM = {"public": "lobby", "private": "secret", "direct": "<dm>"}
@@ -281,6 +305,13 @@ def event_payload(event: str, role: str, kind: str) -> dict[str, Any]:
         "typing": {"room": room, "typing": True},
         "read": {"room": room, "seq": 1},
         "presence": {"room": room},
+        "member:set": {"room": room, "user_id": "zed", "role": "member"},
+        "member:remove": {"room": room, "user_id": "zed"},
+        "member:ban": {"room": room, "user_id": "zed", "reason": "matrix"},
+        "member:unban": {"room": room, "user_id": "zed"},
+        "member:mute": {"room": room, "user_id": "zed", "until": "2031-02-03T04:05:06Z"},
+        "room:freeze": {"room": room, "frozen": True},
+        "message:report": {"room": room, "id": message, "reason": "matrix"},
     }
     return payloads[event]
 
@@ -351,6 +382,8 @@ class Matrix:
             assert status in (201, 409), answer  # 409: still there
         elif what == "bob in secret":
             await setup.ok("PUT", "/rooms/secret/members/bob", {"role": "member"})
+        elif what == "zed banned from secret":
+            await setup.ok("PUT", "/rooms/secret/bans/zed", {})
         elif what == "bob's iphone":
             await setup.ok("POST", "/devices", BOB_IPHONE)
         elif what == "erin's profile":
@@ -393,6 +426,8 @@ async def matrix(world: dict[str, Any], api_key: Callable[..., Awaitable[str]], 
             return await setup.ok("POST", fill(path, world), fill(body, world))
 
         await setup.ok("PUT", "/rooms/lobby/members/erin", {"role": "member"})
+        for room in ("lobby", "secret"):  # zed: whom the moderation events act on
+            await setup.ok("PUT", f"/rooms/{room}/members/zed", {"role": "member"})
         places["<alice's message in private>"] = world["message_id"]
         for kind in ("public", "direct"):
             text = {"sender_id": "alice", "client_id": f"alice-{kind}", "text": "alice's words"}

@@ -36,10 +36,17 @@ EVENTS = [
     "rooms:list",
     "presence",
     "auth:refresh",
+    "member:set",
+    "member:remove",
+    "member:ban",
+    "member:unban",
+    "member:mute",
+    "room:freeze",
+    "message:report",
     "no:such:event",
 ]
 FIELDS = ["room", "client_id", "text", "meta", "reply_to", "id", "before_seq", "after_seq", "limit", "rooms",
-          "typing", "seq", "until", "token", "cursor"]  # fmt: skip
+          "typing", "seq", "until", "token", "cursor", "user_id", "role", "reason", "frozen"]  # fmt: skip
 
 scalars = st.one_of(
     st.none(),
