@@ -68,6 +68,10 @@ async def test_official_js_client_sends_receives_and_catches_up(hub_url, api_key
     assert (report["sync"]["after_version"], report["sync"]["version"]) == (BEFORE, BEFORE + AFTER)
     assert report["live_after_reconnect"] == [total]
     assert report["receiver_seqs"] == list(range(1, total + 1))
+    assert (report["unread_before_read"], report["last_message_seq"]) == (total, total)
+    assert report["update"] == {"id": report["resend_ack"]["id"], "text": "edited by js", "version": total + 1}
+    assert report["read_seq"] == total and report["unread_after_read"] == 0
+    assert report["receipt"] == {"room": "js-room", "user_id": "bob", "seq": total}
 
     rows = await db.fetch("SELECT seq, sender_id, text FROM messages WHERE room_id = 'js-room' ORDER BY seq")
     assert [r["seq"] for r in rows] == list(range(1, total + 1))

@@ -222,6 +222,24 @@ async function main() {
   same(seen, range(1, next), "all seqs the receiver saw");
   observed.total = next;
 
+  // Conversations: the receiver's room list counts what it has not read; an edit made now reaches it
+  // live with the next version; reading clears the count and the sender sees the receipt.
+  const listed = await receiver.call("rooms:list", {});
+  check(listed.ok === true, `rooms:list: ${JSON.stringify(listed)}`);
+  const entry = listed.rooms.find((r) => r.id === room);
+  observed.unread_before_read = entry?.unread;
+  observed.last_message_seq = entry?.last_message?.seq;
+  const edited = await sender.call("message:edit", { room, id: first[0].id, text: "edited by js" });
+  check(edited.ok === true, `message:edit: ${JSON.stringify(edited)}`);
+  const [update] = await receiver.waitFor("message:updated");
+  observed.update = { id: update.message.id, text: update.message.text, version: update.message.version };
+  const read = await receiver.call("read", { room });
+  observed.read_seq = read.seq;
+  const [receipt] = await sender.waitFor("read");
+  observed.receipt = receipt;
+  const after_read = await receiver.call("rooms:list", {});
+  observed.unread_after_read = after_read.rooms.find((r) => r.id === room)?.unread;
+
   const errors = [sender, receiver].flatMap((c) => c.all("connect_error").map((e) => `${c.name}: ${e.message}`));
   check(errors.length === 0, `unexpected connect_error: ${errors.join("; ")}`);
   clearTimeout(watchdog);
