@@ -22,6 +22,20 @@ async def public_room(url: str, key: str, room_id: str, owner: str) -> None:
     assert status == 201, body
 
 
+async def lobby_with(start_node: Node, connect: Connect, api_key: ApiKey, *joiners: str) -> tuple[str, str, list[Any]]:
+    """A node, a publish key, and the public room lobby owned by olivia: her client, then one client
+    per joiner, each a member of lobby."""
+    key = await api_key("publish")
+    url = await start_node()
+    await public_room(url, key, "lobby", "olivia")
+    clients = [await connect("olivia", url=url)]
+    for user in joiners:
+        client = await connect(user, url=url)
+        await client.call_ok("room:join", {"room": "lobby"})
+        clients.append(client)
+    return url, key, clients
+
+
 def code_of(ack: Any) -> str | None:
     return ack["error"]["code"] if isinstance(ack, dict) and ack.get("ok") is False else None
 
@@ -55,12 +69,7 @@ async def test_members_are_told_who_joins_leaves_and_is_removed(
 async def test_a_banned_user_cannot_rejoin_read_post_or_be_added(
     start_node: Node, connect: Connect, api_key: ApiKey, db: asyncpg.Connection
 ) -> None:
-    key = await api_key("publish")
-    url = await start_node()
-    await public_room(url, key, "lobby", "olivia")
-    olivia = await connect("olivia", url=url)
-    mallory = await connect("mallory", url=url)
-    await mallory.call_ok("room:join", {"room": "lobby"})
+    url, key, (olivia, mallory) = await lobby_with(start_node, connect, api_key, "mallory")
     sent = await mallory.call_ok("message:send", {"room": "lobby", "client_id": "m1", "text": "spam"})
 
     ban = await olivia.call_ok("member:ban", {"room": "lobby", "user_id": "mallory", "reason": "spam"})
@@ -105,12 +114,7 @@ async def test_a_ban_with_an_end_ends(
 async def test_post_mute_and_freeze_stop_posting_but_not_reading(
     start_node: Node, connect: Connect, api_key: ApiKey, db: asyncpg.Connection
 ) -> None:
-    key = await api_key("publish")
-    url = await start_node()
-    await public_room(url, key, "lobby", "olivia")
-    olivia = await connect("olivia", url=url)
-    erin = await connect("erin", url=url)
-    await erin.call_ok("room:join", {"room": "lobby"})
+    url, key, (olivia, erin) = await lobby_with(start_node, connect, api_key, "erin")
 
     muted = await olivia.call_ok("member:mute", {"room": "lobby", "user_id": "erin", "until": "2099-01-01T00:00:00Z"})
     assert muted["member"]["post_muted_until"] == "2099-01-01T00:00:00Z"
@@ -184,13 +188,8 @@ async def test_managers_manage_from_their_client_and_others_may_not(
 
 
 async def test_reports_are_listed_for_the_moderators(start_node: Node, connect: Connect, api_key: ApiKey) -> None:
-    key = await api_key("publish")
-    url = await start_node()
-    await public_room(url, key, "lobby", "olivia")
-    olivia = await connect("olivia", url=url)
-    erin = await connect("erin", url=url)
+    url, key, (olivia, erin) = await lobby_with(start_node, connect, api_key, "erin")
     carol = await connect("carol", url=url)
-    await erin.call_ok("room:join", {"room": "lobby"})
     rude = await erin.call_ok("message:send", {"room": "lobby", "client_id": "e1", "text": "rude words"})
     message_id = rude["message"]["id"]
 
