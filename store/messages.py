@@ -101,10 +101,15 @@ stored AS (
     ORDER BY ok.ord
     RETURNING id, room_id, sender_id, client_id, seq, version, created_at
 ),
+senders AS MATERIALIZED (  -- their member rows locked in (room, user) order, as READ_ALL locks a user's
+    SELECT m.room_id, m.user_id, s.seq FROM members m
+    JOIN (SELECT room_id, sender_id, max(seq) AS seq FROM stored GROUP BY room_id, sender_id) s
+      ON m.room_id = s.room_id AND m.user_id = s.sender_id
+    ORDER BY m.room_id, m.user_id FOR NO KEY UPDATE OF m
+),
 own AS (
-    UPDATE members SET last_read_seq = greatest(members.last_read_seq, s.seq)
-    FROM (SELECT room_id, sender_id, max(seq) AS seq FROM stored GROUP BY room_id, sender_id) s
-    WHERE members.room_id = s.room_id AND members.user_id = s.sender_id
+    UPDATE members SET last_read_seq = greatest(members.last_read_seq, senders.seq) FROM senders
+    WHERE members.room_id = senders.room_id AND members.user_id = senders.user_id
 )
 SELECT * FROM stored
 """

@@ -86,9 +86,16 @@ SELECT m.room_id, r.version, {_UNREAD} AS unread
 FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1
 """
 # Mark-all-read: every position moves to its room's last seq; the rooms that changed are returned.
+# The member rows are locked in room order, as a group commit locks its senders' (store/messages.py),
+# so the two never wait for each other in a cycle.
 READ_ALL = """
-UPDATE members m SET last_read_seq = r.last_seq FROM rooms r
-WHERE m.user_id = $1 AND r.id = m.room_id AND m.last_read_seq < r.last_seq
+WITH behind AS MATERIALIZED (
+    SELECT m.room_id, r.last_seq FROM members m JOIN rooms r ON r.id = m.room_id
+    WHERE m.user_id = $1 AND m.last_read_seq < r.last_seq
+    ORDER BY m.room_id FOR NO KEY UPDATE OF m
+)
+UPDATE members m SET last_read_seq = greatest(m.last_read_seq, behind.last_seq) FROM behind
+WHERE m.user_id = $1 AND m.room_id = behind.room_id
 RETURNING m.room_id, m.last_read_seq
 """
 
