@@ -9,8 +9,7 @@ class CampaignError(HeraldError):
     """A campaign or segment request Herald refuses (drafts, schedules, content, filters)."""
 
 
-def invalid(field: str, problem: str) -> CampaignError:
-    return CampaignError(Code.INVALID_PAYLOAD, f"{field}: {problem}", fields={field: problem})
+invalid = CampaignError.invalid
 
 
 class SegmentError(CampaignError):

@@ -123,10 +123,10 @@ def integer(*, minimum: int = 0, maximum: int | None = None, default: int | None
     if maximum is not None:
         shape["maximum"] = maximum
 
+    bound = payloads.MAX_INTEGER if maximum is None else maximum
+
     def check(data: dict[str, Any], name: str) -> int | None:
-        if maximum is None:
-            return payloads.integer(data, name, minimum=minimum, default=default)
-        return payloads.integer(data, name, minimum=minimum, maximum=maximum, default=default)
+        return payloads.integer(data, name, minimum=minimum, maximum=bound, default=default)
 
     return Field(nullable(shape), check)
 

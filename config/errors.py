@@ -13,6 +13,7 @@ Adding a code: a member here, its status in ``hub/errors.py`` and a row in docs/
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
 class Code(StrEnum):
@@ -55,3 +56,8 @@ class HeraldError(Exception):
         self.message = message
         self.fields: dict[str, str] = dict(fields or {})
         self.retry_after = retry_after
+
+    @classmethod
+    def invalid(cls, field: str, problem: str) -> Self:
+        """``invalid_payload`` naming one field: ``"{field}: {problem}"``, fields ``{field: problem}``."""
+        return cls(Code.INVALID_PAYLOAD, f"{field}: {problem}", fields={field: problem})

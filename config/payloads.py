@@ -13,10 +13,10 @@ from typing import Any
 
 from config.errors import Code, HeraldError
 
+invalid = HeraldError.invalid
 
-def invalid(field: str, problem: str) -> HeraldError:
-    return HeraldError(Code.INVALID_PAYLOAD, f"{field}: {problem}", fields={field: problem})
 
+MAX_INTEGER = 2**62  # the largest whole number a field takes unless it says less
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 MAX_META_BYTES = 2048
@@ -119,7 +119,7 @@ def required_integer(data: dict[str, Any], field: str, *, minimum: int = 0) -> i
 
 
 def integer(
-    data: dict[str, Any], field: str, *, minimum: int = 0, maximum: int = 2**62, default: int | None = None
+    data: dict[str, Any], field: str, *, minimum: int = 0, maximum: int = MAX_INTEGER, default: int | None = None
 ) -> int | None:
     value = data.get(field)
     if value is None:

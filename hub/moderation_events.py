@@ -38,10 +38,7 @@ class ModerationEvents:
         user_id = payloads.required_id(data, "user_id")
         role = payloads.choice(data, "role", membership.ROLES, required=False)
         row, added = await membership.put_member(self.hub.pool, room_id, conn.user_id, user_id, role, None, False)
-        if added:
-            await self.hub.realtime.member_added(room_id, user_id, role=row["role"])
-        else:
-            await self.hub.realtime.member_updated(room_id, render.member(row))
+        await self.hub.realtime.member_put(room_id, render.member(row), added=added)
         return {"ok": True, "member": render.member(row), "added": added}
 
     async def member_remove(self, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,13 @@ class Realtime:
         elif reason in REMOVALS:
             await self.to_room("member:removed", room_id, {"room": room_id, "user_id": user_id, "reason": reason})
 
+    async def member_put(self, room_id: str, member: dict[str, Any], *, added: bool) -> None:
+        """A member added (subscribed, and ``member:joined``) or changed (``member:updated``)."""
+        if added:
+            await self.member_added(room_id, member["user_id"], role=member["role"])
+        else:
+            await self.member_updated(room_id, member)
+
     async def member_updated(self, room_id: str, member: dict[str, Any]) -> None:
         """``member:updated`` (a role or post-mute changed) to the room."""
         await self.to_room("member:updated", room_id, {"room": room_id, "member": member})

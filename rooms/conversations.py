@@ -44,14 +44,14 @@ async def room_list(pool: asyncpg.Pool, user_id: str, cursor: str | None, limit:
     """A page of the user's rooms, the most recently active first, and the totals of all of them."""
     after = decode_cursor(cursor) if cursor else None
     rows = await room_store.user_rooms(pool, user_id, after, limit + 1, PREVIEW_LENGTH)
-    every = await room_store.user_unread(pool, user_id)
+    unread = {r["room_id"]: r["unread"] for r in await room_store.user_unread(pool, user_id)}
     page = rows[:limit]
     more = len(rows) > limit
     return {
-        "rooms": [render.user_room(r) for r in page],
+        "rooms": [render.user_room(r, unread.get(r["id"], 0)) for r in page],
         "next_cursor": encode_cursor(page[-1]["active_at"], page[-1]["id"]) if more else None,
-        "total": len(every),
-        "unread_total": sum(r["unread"] for r in every),
+        "total": len(unread),
+        "unread_total": sum(unread.values()),
     }
 
 

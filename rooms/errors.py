@@ -8,12 +8,11 @@ Nothing here knows about HTTP or Socket.IO; the hub maps codes to statuses and a
 
 from __future__ import annotations
 
-from config.errors import Code, HeraldError
+from config.errors import HeraldError
 
 
 class ChatError(HeraldError):
     """A chat request Herald refuses (rooms, members, messages)."""
 
 
-def invalid(field: str, problem: str) -> ChatError:
-    return ChatError(Code.INVALID_PAYLOAD, f"{field}: {problem}", fields={field: problem})
+invalid = ChatError.invalid

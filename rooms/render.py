@@ -51,7 +51,7 @@ def member(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def user_room(row: asyncpg.Record) -> dict[str, Any]:
+def user_room(row: asyncpg.Record, unread: int) -> dict[str, Any]:
     """A room of a user's room list: the room, the member's state, and the last message (cut)."""
     last = None
     if row["last_id"] is not None:
@@ -71,6 +71,6 @@ def user_room(row: asyncpg.Record) -> dict[str, Any]:
         "muted_until": iso(row["muted_until"]),
         "post_muted_until": iso(row["post_muted_until"]),
         "last_read_seq": row["last_read_seq"],
-        "unread": row["unread"],
+        "unread": unread,
         "last_message": last,
     }

@@ -63,11 +63,12 @@ _UNREAD = f"""(
     ) u
 )"""
 # A user's rooms, the most recently active first (its last message, else its creation), keyset-paged
-# by (activity, id) after the cursor ($2, $3), each with the member's state and the last message.
-USER_ROOMS = f"""
+# by (activity, id) after the cursor ($2, $3), each with the member's state and the last message
+# (unread comes from USER_UNREAD, which the list reads anyway for its totals).
+USER_ROOMS = """
 SELECT r.id, r.kind, r.name, r.metadata, r.last_seq, r.version, r.last_message_at, r.frozen, r.created_by,
        r.created_at, coalesce(r.last_message_at, r.created_at) AS active_at,
-       m.role, m.muted_until, m.post_muted_until, m.last_read_seq, {_UNREAD} AS unread,
+       m.role, m.muted_until, m.post_muted_until, m.last_read_seq,
        lm.id AS last_id, lm.sender_id AS last_sender_id, lm.text AS last_text,
        lm.created_at AS last_created_at, lm.deleted AS last_deleted, lm.system AS last_system
 FROM members m JOIN rooms r ON r.id = m.room_id

@@ -66,6 +66,14 @@ async def require_scope(request: web.Request, scope: str) -> Principal:
     return who
 
 
+async def user_or_scope(request: web.Request, scope: str) -> Principal:
+    """A user (by client JWT; the domain decides what they may do), or an API key with ``scope``."""
+    who = await principal(request)
+    if who.key is not None and not who.has_scope(scope):
+        raise HubError(Code.FORBIDDEN, f"this needs an API key with the {scope} scope")
+    return who
+
+
 async def require_self_or_scope(request: web.Request, user_id: str, scope: str) -> Principal:
     """The user ``user_id`` themselves (by client JWT), or an API key with ``scope`` (or admin)."""
     who = await principal(request)

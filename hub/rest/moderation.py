@@ -8,10 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from config import bodies, payloads
-from config.errors import Code
-from hub.errors import HubError
 from hub.rest import spec
-from hub.rest.common import hub_of, json_body, principal, query_int
+from hub.rest.common import hub_of, json_body, query_int, user_or_scope
 from rooms import moderation, render
 
 routes = web.RouteTableDef()
@@ -30,10 +28,7 @@ ROOM_CHANGE = bodies.Body(
 
 async def _actor(request: web.Request) -> str | None:
     """The acting user (None: a service with a publish key); the domain checks they manage the room."""
-    who = await principal(request)
-    if who.key is not None and not who.has_scope("publish"):
-        raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
-    return who.user_id
+    return (await user_or_scope(request, "publish")).user_id
 
 
 @routes.put("/api/v1/rooms/{room_id}/bans/{user_id}")

@@ -13,7 +13,7 @@ from config import bodies, payloads
 from config.errors import Code
 from hub.errors import HubError
 from hub.rest import spec
-from hub.rest.common import Principal, hub_of, json_body, principal, require_scope
+from hub.rest.common import Principal, hub_of, json_body, principal, require_scope, user_or_scope
 from rooms import membership, moderation, render
 from store import rooms as room_store
 
@@ -115,10 +115,8 @@ async def _put_member(request: web.Request, *, replace: bool) -> web.Response:
     changing its own ``muted_until`` (PATCH)."""
     room_id = request.match_info["room_id"]
     user_id = payloads.required_id({"user_id": request.match_info["user_id"]}, "user_id")
-    who = await principal(request)
+    who = await user_or_scope(request, "publish")
     hub = hub_of(request)
-    if who.key is not None and not who.has_scope("publish"):
-        raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
     body = await json_body(request, MEMBER)
     member = MEMBER.parse(body)
     if who.key is None and not replace and who.user_id == user_id and set(body) <= {"muted_until"}:
@@ -137,10 +135,7 @@ async def _put_member(request: web.Request, *, replace: bool) -> web.Response:
     )
     if "post_muted_until" in body or (replace and row["post_muted_until"] is not None):
         row = await moderation.post_mute(hub.pool, room_id, actor, user_id, member["post_muted_until"])
-    if added:
-        await hub.realtime.member_added(room_id, user_id, role=row["role"])
-    else:
-        await hub.realtime.member_updated(room_id, render.member(row))
+    await hub.realtime.member_put(room_id, render.member(row), added=added)
     return web.json_response(render.member(row), status=201 if added else 200)
 
 
@@ -171,9 +166,7 @@ async def patch_member(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/rooms/{room_id}/members/{user_id}")
 async def remove_member(request: web.Request) -> web.Response:
     """A publish key, an owner or admin of the room (their client JWT), or the member itself (leaving)."""
-    who = await principal(request)
-    if who.key is not None and not who.has_scope("publish"):
-        raise HubError(Code.FORBIDDEN, "this needs an API key with the publish scope")
+    who = await user_or_scope(request, "publish")
     room_id, user_id = request.match_info["room_id"], request.match_info["user_id"]
     hub = hub_of(request)
     await membership.remove_member(hub.pool, room_id, who.user_id, user_id)
